@@ -1,0 +1,175 @@
+"""The `faxgate` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from faxgate.config import Config, load_config
+from faxgate.errors import ConfigError
+from faxgate.logs import EventLogger, configure_logging
+from faxgate.service import Service
+from faxgate.store import Store
+
+log = EventLogger("faxgate.cli")
+
+DEMO_NUMBER = "+12125550100"
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path = args.config or os.environ.get("FAXGATE_CONFIG")
+    return load_config(Path(path) if path else None)
+
+
+async def _serve(config: Config) -> int:
+    service = Service(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    await service.start()
+    try:
+        if config.demo.enabled:
+            await _create_demo(service)
+        await stop.wait()
+    finally:
+        await service.stop()
+    return 0
+
+
+async def _create_demo(service: Service) -> None:
+    """Create a demo account and faxbox on an empty store and print how to use them."""
+    store = service.store
+    if await store.count_accounts() > 0:
+        return
+    account, api_key = await store.create_account("demo")
+    faxbox = await store.create_faxbox(
+        account["id"],
+        {
+            "name": "Demo faxbox",
+            "caller_id": DEMO_NUMBER,
+            "fax_identity": DEMO_NUMBER,
+            "smtp_permission_list": [],
+            "smtp_allow_all_senders": True,
+        },
+        service.config.smtp.default_domain,
+    )
+    domain = faxbox["smtp_email_address"]
+    http = service.http_url
+    smtp_port = service.smtp_port or service.config.smtp.port
+    print(
+        f"""
+faxgate demo account created (shown once; keep the API key):
+  account_id: {account["id"]}
+  api_key:    {api_key}
+  faxbox:     {faxbox["id"]}, mail domain {domain}
+
+Send a fax by email (any PDF), to the demo faxbox's own number:
+  swaks --server {service.config.smtp.host}:{smtp_port} --from you@example.com \\
+        --to '{DEMO_NUMBER}@{domain}' --attach @document.pdf
+
+Or over the REST API:
+  TOKEN=$(curl -s -X PUT {http}/v2/api_auth -d '{{"data":{{"api_key":"{api_key}"}}}}' \\
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth_token"])')
+  curl -s -H "X-Auth-Token: $TOKEN" {http}/v2/accounts/{account["id"]}/faxboxes
+  curl -s -H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/pdf' \\
+       --data-binary @document.pdf -X PUT \\
+       '{http}/v2/accounts/{account["id"]}/faxes?to_number={DEMO_NUMBER}&from_number={DEMO_NUMBER}'
+""",
+        flush=True,
+    )
+
+
+async def _with_store(config: Config, action: str, argument: str | None) -> Any:
+    store = Store(config.data_dir / "faxgate.sqlite3")
+    await store.open()
+    try:
+        if action == "account-create":
+            account, api_key = await store.create_account(argument or "")
+            return {"account_id": account["id"], "api_key": api_key}
+        if action == "account-list":
+            return await store.list_accounts()
+        if action == "apikey-rotate":
+            new_key = await store.rotate_api_key(argument or "")
+            if new_key is None:
+                raise ConfigError(f"account {argument} not found")
+            return {"account_id": argument, "api_key": new_key}
+        raise ValueError(action)
+    finally:
+        await store.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faxgate",
+        description="Fax server: email-to-fax gateway, Kazoo-compatible faxes API and fax engine.",
+    )
+    parser.add_argument(
+        "--config",
+        help="TOML configuration file (default: $FAXGATE_CONFIG, else built-in defaults)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("serve", help="run the HTTP API, SMTP listener and fax worker")
+    commands.add_parser("check-config", help="validate the configuration and print it as JSON")
+
+    account = commands.add_parser("account", help="manage accounts").add_subparsers(
+        dest="account_command", required=True
+    )
+    create = account.add_parser("create", help="create an account and print its API key as JSON")
+    create.add_argument("name", help="account name")
+    account.add_parser("list", help="list accounts as JSON")
+
+    apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(
+        dest="apikey_command", required=True
+    )
+    rotate = apikey.add_parser("rotate", help="replace an account's API key and print the new one")
+    rotate.add_argument("account_id", help="32-hex account id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print(f"faxgate: invalid configuration: {exc.message}", file=sys.stderr)
+        return 2
+    configure_logging(config.log.level, config.log.format)
+
+    if args.command == "serve":
+        return asyncio.run(_serve(config))
+    if args.command == "check-config":
+        from dataclasses import asdict
+
+        settings = asdict(config)
+        if settings["notify"]["password"]:
+            settings["notify"]["password"] = "***"
+        print(json.dumps(settings, indent=2, default=str))
+        return 0
+
+    action = {
+        ("account", "create"): ("account-create", getattr(args, "name", None)),
+        ("account", "list"): ("account-list", None),
+        ("apikey", "rotate"): ("apikey-rotate", getattr(args, "account_id", None)),
+    }[(args.command, getattr(args, "account_command", None) or args.apikey_command)]
+    try:
+        result = asyncio.run(_with_store(config, *action))
+    except ConfigError as exc:
+        print(f"faxgate: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+"""Configuration: a TOML file, overridden key by key from the environment.
+
+Every scalar key `key` of section `[section]` can be overridden with the
+environment variable `FAXGATE_<SECTION>_<KEY>` (upper case). List values
+are given in the environment as JSON (`["a", "b"]`) or comma-separated text.
+A bad value raises ConfigError naming the key and the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import tomllib
+import types
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import phonenumbers
+
+from faxgate.errors import ConfigError
+
+ENV_PREFIX = "FAXGATE_"
+
+
+@dataclass
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Address that people and notifications use to reach the API, e.g.
+    # "https://fax.example.com". Empty means http://HOST:PORT.
+    public_url: str = ""
+    max_upload_bytes: int = 50 * 1024 * 1024
+    # Seconds that in-flight requests get to finish on shutdown.
+    shutdown_timeout: float = 10.0
+
+
+@dataclass
+class SmtpConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    # The name this server gives in its greeting and EHLO reply.
+    hostname: str = "faxgate.localhost"
+    # Generated faxbox addresses are <8 hex>.<default_domain>.
+    default_domain: str = "fax.localhost"
+    max_message_size: int = 30 * 1024 * 1024
+    max_recipients: int = 50
+    max_sessions: int = 100
+    # Seconds a client may stay silent before the server closes the session.
+    command_timeout: float = 300.0
+    max_line_length: int = 998
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_tls: bool = False
+    # Inline images smaller than this many bytes are treated as logos and skipped.
+    min_image_bytes: int = 8 * 1024
+    # A second delivery of the same Message-ID to the same recipient within
+    # this many seconds is accepted but not faxed again.
+    duplicate_window: float = 24 * 3600.0
+    # Use the message subject as a cover note on the first page.
+    subject_as_cover: bool = False
+
+
+@dataclass
+class StorageConfig:
+    data_dir: str = "./var"
+
+
+@dataclass
+class AuthConfig:
+    # Seconds an auth token stays valid after PUT /v2/api_auth.
+    token_ttl: int = 3600
+
+
+@dataclass
+class FaxConfig:
+    # Region used to read national numbers when the faxbox names none (ISO 3166 code).
+    default_region: str = "US"
+    # Resolution of rendered documents: "fine" (196 lpi) or "standard" (98 lpi).
+    resolution: str = "fine"
+    trunk: str = "loopback"
+    # Calls the trunk carries at once.
+    channels: int = 4
+    # Station id (TSI) sent when the faxbox sets none.
+    station_id: str = "faxgate"
+    header_template: str = ""
+
+
+@dataclass
+class WorkerConfig:
+    max_calls: int = 4
+    per_account_max_calls: int = 10
+    # Seconds before a failed attempt is tried again; the delay doubles per
+    # attempt up to retry_delay_max.
+    retry_delay: float = 300.0
+    retry_delay_max: float = 3600.0
+    busy_retry_delay: float = 120.0
+    # Seconds a worker owns a claimed job; a job of a dead worker becomes due
+    # again when its lease ends.
+    lease: float = 600.0
+    poll_interval: float = 1.0
+
+
+@dataclass
+class FetchConfig:
+    timeout: float = 30.0
+    max_bytes: int = 50 * 1024 * 1024
+    max_redirects: int = 5
+    # Networks (CIDR) that document fetches and callbacks may reach even though
+    # they are loopback, private, link-local or otherwise reserved.
+    allow_networks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DocumentsConfig:
+    timeout: float = 120.0
+    memory_mb: int = 1024
+    max_pages: int = 200
+    max_page_length_mm: float = 1000.0
+    max_image_pixels: int = 100_000_000
+    workers: int = 2
+
+
+@dataclass
+class LoopbackConfig:
+    # Far-end behaviour per destination pattern; see config/faxgate.toml.
+    rules: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class NotifyConfig:
+    smarthost: str = ""
+    port: int = 25
+    # "none", "starttls" or "tls" (implicit TLS).
+    security: str = "starttls"
+    username: str = ""
+    password: str = ""
+    sender: str = "faxgate@localhost"
+    retry_delay: float = 60.0
+    retry_delay_max: float = 3600.0
+    templates_dir: str = ""
+
+
+@dataclass
+class DemoConfig:
+    # On the first start with an empty store, create a demo account and
+    # faxbox and print its API key and example commands once.
+    enabled: bool = False
+
+
+@dataclass
+class LogConfig:
+    level: str = "INFO"
+    # "text" for key=value lines, "json" for one JSON object per line.
+    format: str = "text"
+
+
+@dataclass
+class Config:
+    http: HttpConfig = field(default_factory=HttpConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    fax: FaxConfig = field(default_factory=FaxConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    loopback: LoopbackConfig = field(default_factory=LoopbackConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+
+def load_config(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read the TOML file at `path` (if given), apply environment overrides and validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+    config = Config()
+    known_sections = {f.name for f in dataclasses.fields(Config)}
+    for name in raw:
+        if name not in known_sections:
+            raise ConfigError(f"{name}: unknown section; known sections: {sorted(known_sections)}")
+
+    for section_field in dataclasses.fields(Config):
+        section = getattr(config, section_field.name)
+        table = raw.get(section_field.name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section_field.name}: expected a table")
+        _apply_table(section_field.name, section, table)
+        _apply_environment(
+            section_field.name, section, environ if environ is not None else os.environ
+        )
+
+    _validate(config)
+    return config
+
+
+def _apply_table(section_name: str, section: Any, table: dict[str, Any]) -> None:
+    hints = get_type_hints(type(section))
+    for key, value in table.items():
+        if key not in hints:
+            raise ConfigError(f"{section_name}.{key}: unknown key")
+        setattr(section, key, _coerce(f"{section_name}.{key}", hints[key], value))
+
+
+def _apply_environment(section_name: str, section: Any, environ: Mapping[str, str]) -> None:
+    hints = get_type_hints(type(section))
+    for key, hint in hints.items():
+        variable = f"{ENV_PREFIX}{section_name.upper()}_{key.upper()}"
+        if variable in environ:
+            value = _parse_environment_value(variable, hint, environ[variable])
+            setattr(section, key, _coerce(f"{section_name}.{key} (from {variable})", hint, value))
+
+
+def _parse_environment_value(variable: str, hint: Any, text: str) -> Any:
+    if get_origin(hint) is not list:
+        return text
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{variable}: not a valid JSON list: {exc}") from exc
+    return [item.strip() for item in stripped.split(",") if item.strip()]
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        hint = next(arg for arg in get_args(hint) if arg is not type(None))
+        origin = get_origin(hint)
+    if hint is bool:
+        return _coerce_bool(key, value)
+    if hint is int:
+        return _coerce_number(key, value, int)
+    if hint is float:
+        return float(_coerce_number(key, value, float))
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_hint,) = get_args(hint)
+        if item_hint is str:
+            return [_coerce(f"{key}[{i}]", str, item) for i, item in enumerate(value)]
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise ConfigError(f"{key}[{i}]: expected a table, got {item!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def _coerce_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _coerce_number(key: str, value: Any, kind: type[int] | type[float]) -> int | float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if isinstance(value, int | float) and not (kind is int and isinstance(value, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            pass
+    expected = "an integer" if kind is int else "a number"
+    raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def _require(condition: bool, key: str, problem: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {problem}")
+
+
+def _validate(config: Config) -> None:
+    for name, port in (("http.port", config.http.port), ("smtp.port", config.smtp.port)):
+        _require(0 <= port <= 65535, name, f"must be a port number from 0 to 65535, got {port}")
+    for key, value in (
+        ("http.max_upload_bytes", config.http.max_upload_bytes),
+        ("smtp.max_message_size", config.smtp.max_message_size),
+        ("smtp.max_recipients", config.smtp.max_recipients),
+        ("smtp.max_sessions", config.smtp.max_sessions),
+        ("auth.token_ttl", config.auth.token_ttl),
+        ("fax.channels", config.fax.channels),
+        ("worker.max_calls", config.worker.max_calls),
+        ("worker.per_account_max_calls", config.worker.per_account_max_calls),
+        ("documents.max_pages", config.documents.max_pages),
+        ("documents.workers", config.documents.workers),
+        ("documents.memory_mb", config.documents.memory_mb),
+        ("fetch.max_bytes", config.fetch.max_bytes),
+    ):
+        _require(value > 0, key, f"must be greater than 0, got {value}")
+    for key, seconds in (
+        ("worker.retry_delay", config.worker.retry_delay),
+        ("worker.busy_retry_delay", config.worker.busy_retry_delay),
+        ("worker.lease", config.worker.lease),
+        ("fetch.timeout", config.fetch.timeout),
+        ("documents.timeout", config.documents.timeout),
+    ):
+        _require(seconds >= 0, key, f"must not be negative, got {seconds}")
+    _require(config.worker.lease > 0, "worker.lease", "must be greater than 0")
+    _require(
+        config.fax.resolution in ("fine", "standard"),
+        "fax.resolution",
+        f"must be 'fine' or 'standard', got {config.fax.resolution!r}",
+    )
+    _require(
+        config.fax.default_region.upper() in phonenumbers.SUPPORTED_REGIONS,
+        "fax.default_region",
+        f"unknown region {config.fax.default_region!r}; use an ISO 3166 code such as 'US' or 'DE'",
+    )
+    config.fax.default_region = config.fax.default_region.upper()
+    _require(
+        config.notify.security in ("none", "starttls", "tls"),
+        "notify.security",
+        f"must be 'none', 'starttls' or 'tls', got {config.notify.security!r}",
+    )
+    _require(
+        config.log.format in ("text", "json"),
+        "log.format",
+        f"must be 'text' or 'json', got {config.log.format!r}",
+    )
+    _require(
+        config.log.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
+        "log.level",
+        f"must be DEBUG, INFO, WARNING or ERROR, got {config.log.level!r}",
+    )
+    _require(
+        bool(config.smtp.tls_cert) == bool(config.smtp.tls_key),
+        "smtp.tls_cert",
+        "tls_cert and tls_key must be set together",
+    )
+    _require(
+        not config.smtp.require_tls or bool(config.smtp.tls_cert),
+        "smtp.require_tls",
+        "requires smtp.tls_cert and smtp.tls_key",
+    )
+    for index, network in enumerate(config.fetch.allow_networks):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"fetch.allow_networks[{index}]: {exc}") from exc
+    _require(bool(config.smtp.default_domain), "smtp.default_domain", "must not be empty")
+    config.smtp.default_domain = config.smtp.default_domain.lower()
+
+
+def check_timezone(name: str) -> bool:
+    """Return whether `name` is a time zone known to the IANA database."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -1,0 +1,20 @@
+"""The running service's parts, handed to the API, SMTP and worker layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from faxgate.clock import Clock
+from faxgate.config import Config
+from faxgate.store import Store
+
+
+@dataclass
+class ServiceContext:
+    config: Config
+    store: Store
+    clock: Clock
+    # Components that start after the store; each is None until its layer
+    # has started, and the health endpoint reports which are up.
+    components: dict[str, Any] = field(default_factory=dict)

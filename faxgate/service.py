@@ -1,0 +1,121 @@
+"""The faxgate service: store, HTTP API, SMTP listener and job worker in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from faxgate.api.app import create_app
+from faxgate.clock import Clock, SystemClock
+from faxgate.config import Config
+from faxgate.context import ServiceContext
+from faxgate.files import write_atomic
+from faxgate.logs import EventLogger
+from faxgate.store import Store
+
+log = EventLogger("faxgate.service")
+
+RUNTIME_FILE = "faxgate.runtime.json"
+
+
+class Component(Protocol):
+    """A part of the service with its own start and bounded stop."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def health(self) -> Any: ...
+
+
+class Service:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = Store(config.data_dir / "faxgate.sqlite3", clock=self.clock)
+        self.context = ServiceContext(config=config, store=self.store, clock=self.clock)
+        self._runner: web.AppRunner | None = None
+        self._components: list[Component] = []
+        self.http_port: int | None = None
+        self.smtp_port: int | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.config.http.host}:{self.http_port}"
+
+    async def start(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        log.info("store.opened", path=str(self.store.path))
+        try:
+            for component in self._build_components():
+                await component.start()
+                self._components.append(component)
+                self.context.components[component.name] = component
+            await self._start_http()
+        except BaseException:
+            await self.stop()
+            raise
+        self._write_runtime_file()
+        log.info("service.ready", http_port=self.http_port, smtp_port=self.smtp_port)
+
+    def _build_components(self) -> list[Component]:
+        """Return the components to start before the HTTP API, in start order."""
+        return []
+
+    async def _start_http(self) -> None:
+        app = create_app(self.context)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=self.config.http.shutdown_timeout,
+            handle_signals=False,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.http.host, self.config.http.port)
+        await site.start()
+        server = site._server
+        if isinstance(server, asyncio.Server) and server.sockets:
+            self.http_port = server.sockets[0].getsockname()[1]
+        log.info("http.listening", host=self.config.http.host, port=self.http_port)
+
+    async def stop(self) -> None:
+        """Stop taking work, let what is in flight finish within the timeouts, close the store."""
+        log.info("service.stopping")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for component in reversed(self._components):
+            try:
+                await component.stop()
+            except Exception as exc:
+                log.exception("service.component_stop_failed", component=component.name, error=exc)
+        self._components.clear()
+        await self.store.close()
+        (self.config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        log.info("service.stopped")
+
+    def _write_runtime_file(self) -> None:
+        runtime = {
+            "pid": os.getpid(),
+            "http_url": self.http_url,
+            "smtp_port": self.smtp_port,
+            "smtp_host": self.config.smtp.host,
+        }
+        write_atomic(self.config.data_dir / RUNTIME_FILE, json.dumps(runtime).encode())
+
+
+def read_runtime_file(data_dir: Path) -> dict[str, Any] | None:
+    """Return what a running service wrote about itself, or None when none runs."""
+    try:
+        loaded: dict[str, Any] = json.loads((data_dir / RUNTIME_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return loaded

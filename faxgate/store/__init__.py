@@ -1,0 +1,26 @@
+"""The store: every read and write of faxgate's database goes through `Store`.
+
+SQLite in WAL mode through aiosqlite is the embedded backend. A PostgreSQL
+backend can implement the same methods later; no SQL lives outside this
+package.
+"""
+
+from __future__ import annotations
+
+from faxgate.store.accounts import AccountsMixin
+from faxgate.store.base import InvalidStartKeyError, Page, PageRequest, StoreError
+from faxgate.store.faxboxes import FaxboxDomainTakenError, FaxboxesMixin
+from faxgate.store.faxes import FaxesMixin
+
+__all__ = [
+    "FaxboxDomainTakenError",
+    "InvalidStartKeyError",
+    "Page",
+    "PageRequest",
+    "Store",
+    "StoreError",
+]
+
+
+class Store(AccountsMixin, FaxboxesMixin, FaxesMixin):
+    """faxgate's database: accounts, faxboxes, faxes, inbox and the smtplog."""
