@@ -93,17 +93,26 @@ class FaxConfig:
 
 @dataclass
 class WorkerConfig:
+    # Jobs the worker runs at once (fetching, rendering or calling).
     max_calls: int = 4
     per_account_max_calls: int = 10
-    # Seconds before a failed attempt is tried again; the delay doubles per
-    # attempt up to retry_delay_max.
+    # Seconds before a failed attempt is tried again. The delay doubles with
+    # each failed attempt, up to retry_delay_max; an attempt that ended busy
+    # starts from busy_retry_delay instead.
     retry_delay: float = 300.0
     retry_delay_max: float = 3600.0
     busy_retry_delay: float = 120.0
+    # Attempts of a job that names no `retries` and has no faxbox that does.
+    default_retries: int = 3
     # Seconds a worker owns a claimed job; a job of a dead worker becomes due
-    # again when its lease ends.
+    # again when its lease ends. A running worker renews its leases every
+    # third of this.
     lease: float = 600.0
+    # Maximum seconds between two looks for due jobs.
     poll_interval: float = 1.0
+    # Seconds that calls in progress get to finish on shutdown before they
+    # are cut off; jobs not yet calling are handed back at once.
+    shutdown_timeout: float = 60.0
 
 
 @dataclass
@@ -321,11 +330,19 @@ def _validate(config: Config) -> None:
         ("worker.retry_delay", config.worker.retry_delay),
         ("worker.busy_retry_delay", config.worker.busy_retry_delay),
         ("worker.lease", config.worker.lease),
+        ("worker.retry_delay_max", config.worker.retry_delay_max),
+        ("worker.shutdown_timeout", config.worker.shutdown_timeout),
         ("fetch.timeout", config.fetch.timeout),
         ("documents.timeout", config.documents.timeout),
     ):
         _require(seconds >= 0, key, f"must not be negative, got {seconds}")
     _require(config.worker.lease > 0, "worker.lease", "must be greater than 0")
+    _require(config.worker.poll_interval > 0, "worker.poll_interval", "must be greater than 0")
+    _require(
+        1 <= config.worker.default_retries <= 4,
+        "worker.default_retries",
+        f"must be from 1 to 4, got {config.worker.default_retries}",
+    )
     _require(
         config.fax.resolution in ("fine", "standard"),
         "fax.resolution",

@@ -7,6 +7,7 @@ from typing import Any
 
 from faxgate.clock import Clock
 from faxgate.config import Config
+from faxgate.jobs import DocumentPipeline
 from faxgate.store import Store
 
 
@@ -18,3 +19,5 @@ class ServiceContext:
     # Components that start after the store; each is None until its layer
     # has started, and the health endpoint reports which are up.
     components: dict[str, Any] = field(default_factory=dict)
+    # Checks uploads before a job is queued; the worker renders with it.
+    pipeline: DocumentPipeline | None = None

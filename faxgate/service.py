@@ -10,13 +10,25 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from faxgate import __version__
 from faxgate.api.app import create_app
 from faxgate.clock import Clock, SystemClock
 from faxgate.config import Config
 from faxgate.context import ServiceContext
+from faxgate.fetch import Fetcher
 from faxgate.files import write_atomic
+from faxgate.jobs import (
+    Dialer,
+    DocumentPipeline,
+    MailExtractor,
+    TrunkDialer,
+    build_extractor,
+    build_pipeline,
+    build_trunk,
+)
 from faxgate.logs import EventLogger
 from faxgate.store import Store
+from faxgate.worker import Worker
 
 log = EventLogger("faxgate.service")
 
@@ -36,9 +48,29 @@ class Component(Protocol):
 
 
 class Service:
-    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+    """The whole server. Tests may inject the parts the worker drives.
+
+    `trunk` is a fax engine trunk, `dialer` a ready `faxgate.jobs.Dialer`
+    (used instead of a trunk), `pipeline` the document pipeline and
+    `extractor` the mail reader. Parts not given are built from the config.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        *,
+        trunk: Any = None,
+        dialer: Dialer | None = None,
+        pipeline: DocumentPipeline | None = None,
+        extractor: MailExtractor | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
+        self._trunk = trunk
+        self._dialer = dialer
+        self._pipeline = pipeline
+        self._extractor = extractor
         self.store = Store(config.data_dir / "faxgate.sqlite3", clock=self.clock)
         self.context = ServiceContext(config=config, store=self.store, clock=self.clock)
         self._runner: web.AppRunner | None = None
@@ -68,7 +100,12 @@ class Service:
 
     def _build_components(self) -> list[Component]:
         """Return the components to start before the HTTP API, in start order."""
-        return []
+        pipeline = self._pipeline or build_pipeline(self.config)
+        self.context.pipeline = pipeline
+        dialer = self._dialer or TrunkDialer(self._trunk or build_trunk(self.config))
+        extractor = self._extractor or build_extractor(self.config)
+        fetcher = Fetcher(self.config.fetch, user_agent=f"faxgate/{__version__}")
+        return [Worker(self.context, dialer, pipeline, extractor, fetcher)]
 
     async def _start_http(self) -> None:
         app = create_app(self.context)

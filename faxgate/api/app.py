@@ -132,7 +132,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: ServiceContext) -> web.Application:
-    from faxgate.api import auth, faxboxes, health
+    from faxgate.api import auth, faxboxes, faxes, health
 
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth_middleware],
@@ -141,5 +141,6 @@ def create_app(ctx: ServiceContext) -> web.Application:
     app[CONTEXT] = ctx
     auth.register(app)
     faxboxes.register(app)
+    faxes.register(app)
     health.register(app)
     return app

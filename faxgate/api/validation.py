@@ -80,6 +80,11 @@ def validate(schema: dict[str, Any], document: Any) -> None:
 
 async def read_envelope(request: web.Request) -> dict[str, Any]:
     """Return the `data` object of a JSON request body."""
+    return envelope_data(await read_json_object(request))
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """Return the request body, which must be a JSON object."""
     raw = await request.read()
     if not raw.strip():
         raise InvalidRequestError("the request body is empty; send {\"data\": {...}}")
@@ -87,7 +92,9 @@ async def read_envelope(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from exc
-    return envelope_data(body)
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the request body must be a JSON object")
+    return body
 
 
 def envelope_data(body: Any) -> dict[str, Any]:

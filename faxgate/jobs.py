@@ -1,0 +1,253 @@
+"""The parts the job worker drives, as narrow interfaces.
+
+The worker renders documents, sends fax images and reads mail only through
+`DocumentPipeline`, `Dialer` and `MailExtractor`. `build_parts` returns the
+real implementations over `faxgate.documents`, `faxgate.trunks` and
+`faxgate.smtp.mime`; tests may pass their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from faxgate.config import Config
+from faxgate.errors import ConfigError
+from faxgate.files import write_atomic
+from faxgate.store.faxes import ORIGINAL, FaxFile
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document file that a job faxes, in the order it is faxed."""
+
+    path: Path
+    content_type: str
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderedFax:
+    """The fax image and PDF rendered from a job's documents."""
+
+    tiff_path: Path
+    pdf_path: Path
+    pages: int
+
+
+@dataclass(frozen=True)
+class PageHeader:
+    """What the header line stamped on every sent page shows."""
+
+    station_id: str
+    sender_name: str
+    destination: str
+    timezone: str
+    when: float
+
+
+@dataclass(frozen=True)
+class CallIdentity:
+    """How the sending station presents itself to the far end."""
+
+    station_id: str
+    header_text: str
+    caller_id: str
+    caller_name: str
+
+
+@dataclass(frozen=True)
+class CallProgress:
+    pages_done: int
+    pages_total: int | None
+
+
+@dataclass
+class CallOutcome:
+    """How a call ended.
+
+    `hangup_cause` is one of normal, busy, no_answer, not_a_fax or
+    line_error. `tx_result` is the object stored on the job as `tx_result`.
+    """
+
+    success: bool
+    hangup_cause: str
+    error_message: str
+    pages_sent: int
+    tx_result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExtractedPart:
+    """A document taken from an email, ready to be written as an original."""
+
+    data: bytes
+    content_type: str
+    filename: str | None
+
+
+class DocumentPipeline(Protocol):
+    def check(self, data: bytes, filename: str | None, declared_type: str | None) -> str:
+        """Return the document's content type; raise DocumentError when it cannot be faxed."""
+        ...
+
+    async def render(
+        self, sources: list[SourceDocument], out_dir: Path, resolution: str
+    ) -> RenderedFax: ...
+
+    async def stamp_header(self, tiff_path: Path, out_path: Path, header: PageHeader) -> Path: ...
+
+    async def close(self) -> None: ...
+
+
+class Dialer(Protocol):
+    async def send(
+        self,
+        tiff_path: Path,
+        identity: CallIdentity,
+        destination: str,
+        on_progress: Callable[[CallProgress], None],
+    ) -> CallOutcome: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class MailExtractor(Protocol):
+    def extract(
+        self, raw: bytes, fax_text_body: bool, subject_as_cover: bool
+    ) -> list[ExtractedPart]:
+        """Return the message's faxable parts in MIME order; raise DocumentError when none."""
+        ...
+
+
+_EXTENSIONS = {
+    "application/pdf": "pdf",
+    "image/tiff": "tif",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/gif": "gif",
+    "text/plain": "txt",
+    "text/html": "html",
+}
+
+
+def job_dir(job_id: str) -> Path:
+    """Return the folder of a job's files, relative to the data directory."""
+    return Path("faxes") / job_id
+
+
+def extension_for(content_type: str) -> str:
+    """Return the file name extension used for an original of this content type."""
+    return _EXTENSIONS.get(content_type.split(";", 1)[0].strip().lower(), "bin")
+
+
+def write_originals(data_dir: Path, job_id: str, parts: list[ExtractedPart]) -> list[FaxFile]:
+    """Write each part durably as `faxes/<job id>/original-<n>.<ext>` and describe the files.
+
+    Paths in the returned rows are relative to `data_dir`. File names are
+    made here, never taken from the user. This blocks on fsync: call it in a
+    thread. On failure, the files already written are removed.
+    """
+    files: list[FaxFile] = []
+    try:
+        for position, part in enumerate(parts):
+            relative = job_dir(job_id) / (
+                f"original-{position}.{extension_for(part.content_type)}"
+            )
+            size = write_atomic(data_dir / relative, part.data)
+            files.append(
+                FaxFile(
+                    kind=ORIGINAL,
+                    path=str(relative),
+                    content_type=part.content_type,
+                    size=size,
+                    filename=part.filename,
+                    position=position,
+                )
+            )
+    except BaseException:
+        remove_files(data_dir, files)
+        raise
+    return files
+
+
+def remove_files(data_dir: Path, files: list[FaxFile]) -> None:
+    """Delete the files (missing ones are fine) and their job folders once empty."""
+    folders = set()
+    for item in files:
+        path = data_dir / item.path
+        path.unlink(missing_ok=True)
+        folders.add(path.parent)
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+# The real parts. The fax engine, the document pipeline and the mail reader
+# are imported when the service builds them, so that this module's types
+# stay importable on their own.
+
+
+class TrunkDialer:
+    """A `Dialer` over a fax engine trunk (`faxgate.trunks.base.Trunk`)."""
+
+    def __init__(self, trunk: Any) -> None:
+        self.trunk = trunk
+
+    async def send(
+        self,
+        tiff_path: Path,
+        identity: CallIdentity,
+        destination: str,
+        on_progress: Callable[[CallProgress], None],
+    ) -> CallOutcome:
+        from faxgate.trunks.base import FaxIdentity
+
+        fax_identity = FaxIdentity(
+            station_id=identity.station_id,
+            header_text=identity.header_text,
+            caller_id=identity.caller_id,
+            caller_name=identity.caller_name,
+        )
+
+        def report(progress: Any) -> None:
+            on_progress(CallProgress(progress.pages_done, progress.pages_total))
+
+        result = await self.trunk.send(tiff_path, fax_identity, destination, report)
+        return CallOutcome(
+            success=bool(result.success),
+            hangup_cause=str(result.hangup_cause),
+            error_message=str(result.error_message),
+            pages_sent=int(result.pages_sent),
+            tx_result=dict(result.to_dict()),
+        )
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.trunk.status()
+        return status
+
+    async def close(self) -> None:
+        await self.trunk.close()
+
+
+def build_trunk(config: Config) -> Any:
+    """Build the trunk that `fax.trunk` names."""
+    if config.fax.trunk != "loopback":
+        raise ConfigError(f"fax.trunk: unknown trunk {config.fax.trunk!r}; known: 'loopback'")
+    from faxgate.trunks.loopback import LoopbackRule, LoopbackTrunk
+
+    rules = [LoopbackRule.from_dict(rule) for rule in config.loopback.rules]
+    return LoopbackTrunk(config.data_dir, rules, config.fax.channels, None)
+
+
+def build_pipeline(config: Config) -> DocumentPipeline:
+    raise ConfigError("the document pipeline (faxgate.documents) is not available")
+
+
+def build_extractor(config: Config) -> MailExtractor | None:
+    return None
