@@ -265,7 +265,8 @@ async def update_outbox(request: web.Request) -> web.Response:
     if not isinstance(data, dict):
         raise field_error("data", "type", "Value did not match type(s): object", data)
 
-    fields = _merge({key: row["doc"][key] for key in JOB_FIELDS if key in row["doc"]}, data)
+    copied = {key: row["doc"][key] for key in JOB_FIELDS if row["doc"].get(key) is not None}
+    fields = _merge(copied, data)
     faxbox_id = request.match_info.get("faxbox_id")
     if faxbox_id is not None:
         fields["faxbox_id"] = faxbox_id
