@@ -19,7 +19,7 @@ run: $(STAMP) system-deps
 test: $(STAMP) system-deps test-system-deps lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check faxgate tests bench
+	$(BIN)/ruff check faxgate tests $(wildcard bench/*.py)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from faxgate import __version__
-from faxgate.api.app import create_app
+from faxgate.api.app import IN_FLIGHT, create_app
 from faxgate.clock import Clock, SystemClock
 from faxgate.config import Config
 from faxgate.context import ServiceContext
@@ -127,7 +127,7 @@ class Service:
         """Stop taking work, let what is in flight finish within the timeouts, close the store."""
         log.info("service.stopping")
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._stop_http(self._runner)
             self._runner = None
         for component in reversed(self._components):
             try:
@@ -138,6 +138,16 @@ class Service:
         await self.store.close()
         (self.config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
         log.info("service.stopped")
+
+    async def _stop_http(self, runner: web.AppRunner) -> None:
+        for site in list(runner.sites):
+            await site.stop()
+        in_flight = runner.app[IN_FLIGHT]
+        if in_flight.count:
+            log.info("http.draining", requests=in_flight.count)
+        if not await in_flight.wait_idle(self.config.http.shutdown_timeout):
+            log.warning("http.drain_timed_out", requests=in_flight.count)
+        await runner.cleanup()
 
     def _write_runtime_file(self) -> None:
         runtime = {

@@ -140,14 +140,14 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> dict[str, Any]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "faxgate.cli", "serve"],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "faxgate.cli", "serve"],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,11 +1,12 @@
 """The aiohttp application: middlewares, error mapping and route registration.
 
-Only this layer knows HTTP status codes: faxgate errors raised below it are
-mapped to Kazoo's error envelope here.
+This is the only layer that uses HTTP status codes. Faxgate errors raised
+below it are mapped to Kazoo's error envelope here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,8 +28,42 @@ from faxgate.errors import (
 from faxgate.logs import EventLogger
 from faxgate.store import Page
 
-CONTEXT = web.AppKey("context", ServiceContext)
 ACCOUNT_ID = web.RequestKey("account_id", str)
+
+
+class InFlightRequests:
+    """Counter of requests being handled, so that shutdown can wait for them.
+
+    aiohttp's own graceful shutdown (3.14) stops reading from connections at
+    once, which cuts off a request whose body is still arriving. So the
+    service stops listening first and waits here before that shutdown.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, within: float) -> bool:
+        """Wait until no request is in flight; return False if `within` seconds passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+
+CONTEXT = web.AppKey("context", ServiceContext)
+IN_FLIGHT = web.AppKey("in_flight", InFlightRequests)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,6 +88,16 @@ def listing(request: web.Request, page: Page, **extra: Any) -> web.Response:
     if page.next_start_key is not None:
         fields["next_start_key"] = page.next_start_key
     return success(request, page.rows, **fields)
+
+
+@web.middleware
+async def in_flight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    tracker = request.app[IN_FLIGHT]
+    tracker.enter()
+    try:
+        return await handler(request)
+    finally:
+        tracker.leave()
 
 
 @web.middleware
@@ -125,7 +170,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[AUTH_TOKEN] = token
     requested = match.group(1)
     if requested != token_account:
-        # Another account's id answers exactly as an id that does not exist.
+        # Another account's id gets the same 404 as an id that does not exist.
         return bad_identifier(request, requested)
     request[ACCOUNT_ID] = token_account
     return await handler(request)
@@ -135,10 +180,16 @@ def create_app(ctx: ServiceContext) -> web.Application:
     from faxgate.api import auth, faxboxes, faxes, health
 
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            in_flight_middleware,
+            request_id_middleware,
+            error_middleware,
+            auth_middleware,
+        ],
         client_max_size=ctx.config.http.max_upload_bytes,
     )
     app[CONTEXT] = ctx
+    app[IN_FLIGHT] = InFlightRequests()
     auth.register(app)
     faxboxes.register(app)
     faxes.register(app)
