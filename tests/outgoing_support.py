@@ -23,7 +23,14 @@ from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PdfReadError
 
 from faxgate.errors import DocumentError
-from faxgate.jobs import CallIdentity, CallOutcome, CallProgress, PageHeader, RenderedFax, SourceDocument
+from faxgate.jobs import (
+    CallIdentity,
+    CallOutcome,
+    CallProgress,
+    PageHeader,
+    RenderedFax,
+    SourceDocument,
+)
 
 A4_POINTS = (595, 842)
 
@@ -124,6 +131,9 @@ class StandInPipeline:
         self, sources: list[SourceDocument], out_dir: Path, resolution: str
     ) -> RenderedFax:
         await asyncio.sleep(self.render_delay)
+        return await asyncio.to_thread(self._render_blank, sources, out_dir)
+
+    def _render_blank(self, sources: list[SourceDocument], out_dir: Path) -> RenderedFax:
         pages = sum(_count_pages(source.path.read_bytes()) for source in sources)
         out_dir.mkdir(parents=True, exist_ok=True)
         tiff_path = out_dir / "fax.tif"
@@ -196,7 +206,7 @@ class StandInDialer:
     ) -> CallOutcome:
         if self._answers_busy(destination):
             return CallOutcome(False, "busy", "the line is busy", 0, {"success": False})
-        pages = _count_pages(tiff_path.read_bytes())
+        pages = _count_pages(await asyncio.to_thread(tiff_path.read_bytes))
         for done in range(pages):
             on_progress(CallProgress(done, pages))
             await asyncio.sleep(self.page_seconds)

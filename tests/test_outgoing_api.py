@@ -183,17 +183,19 @@ async def test_raw_pdf_body(start: Factory, http: aiohttp.ClientSession) -> None
     fax = await finished(client, body["data"]["id"])
     assert fax["tx_result"]["pages_sent"] == 4
     code, data, _ = await attachment(client, fax["id"])
+    assert code == 200
     assert pdf_pages(data) == 4
     code, original, _ = await attachment(client, fax["id"], "original")
+    assert code == 200
     assert original == make_pdf(4)
-    code, tiff, disposition = await attachment(client, fax["id"], "tiff")
+    _code, tiff, disposition = await attachment(client, fax["id"], "tiff")
     assert tiff[:4] == b"II*\x00"
     assert disposition.endswith('.tif"')
 
 
 async def test_outgoing_shows_live_progress(start: Factory, http: aiohttp.ClientSession) -> None:
     client = await client_for(await start(StandInDialer(page_seconds=0.4)), http)
-    status, body = await client.request(
+    _status, body = await client.request(
         "PUT",
         client.account_path(f"/faxes?to_number={TO}&from_number={FROM}"),
         data=make_pdf(3),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ async def test_one_call_per_destination(running: list[Service], tmp_path: Path) 
         await finished_row(service, account["id"], job_id)
     assert dialer.max_active_per_destination == 1
     calls_to_same = sorted((c.started, c.ended) for c in dialer.calls if c.destination == TO)
-    for (_start, end), (next_start, _end) in zip(calls_to_same, calls_to_same[1:], strict=False):
+    for (_start, end), (next_start, _end) in itertools.pairwise(calls_to_same):
         assert next_start >= end
 
 
