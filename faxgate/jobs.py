@@ -239,10 +239,12 @@ def build_trunk(config: Config) -> Any:
     """Build the trunk that `fax.trunk` names."""
     if config.fax.trunk != "loopback":
         raise ConfigError(f"fax.trunk: unknown trunk {config.fax.trunk!r}; known: 'loopback'")
-    from faxgate.trunks.loopback import LoopbackRule, LoopbackTrunk
+    from faxgate.trunks.loopback import LoopbackTrunk
+    from faxgate.trunks.loopback_rules import parse_rules
 
-    rules = [LoopbackRule.from_dict(rule) for rule in config.loopback.rules]
-    return LoopbackTrunk(config.data_dir, rules, config.fax.channels, None)
+    return LoopbackTrunk(
+        config.data_dir, parse_rules(config.loopback.rules), channels=config.fax.channels
+    )
 
 
 def build_pipeline(config: Config) -> DocumentPipeline:

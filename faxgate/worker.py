@@ -461,12 +461,12 @@ class Worker:
             or job.from_number
             or self.ctx.config.fax.station_id
         )
+        header = doc.get("fax_header") or faxbox.get("fax_header") or doc.get("from_name") or ""
         return CallIdentity(
-            # T.30 limits the station id (TSI) to 20 characters.
-            station_id=str(station)[:20],
-            header_text=str(
-                doc.get("fax_header") or faxbox.get("fax_header") or doc.get("from_name") or ""
-            ),
+            # T.30 sends the station id (TSI) as at most 20 printable ASCII
+            # characters; the engine stamps at most 50 header characters.
+            station_id=_printable_ascii(str(station))[:20],
+            header_text=str(header)[:50],
             caller_id=job.from_number,
             caller_name=str(doc.get("from_name") or faxbox.get("caller_name") or ""),
         )
@@ -591,6 +591,10 @@ def _no_call_result(message: str) -> dict[str, Any]:
         "fax_receiver_id": "",
         "fax_bad_rows": 0,
     }
+
+
+def _printable_ascii(text: str) -> str:
+    return "".join(char for char in text if char.isascii() and char.isprintable())
 
 
 def _gregorian_ms(unix_seconds: float) -> float:
