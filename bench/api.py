@@ -3,8 +3,8 @@
 Usage: python bench/api.py [--faxes 100000] [--seconds 3] [--concurrency 8]
 
 A server process fills a fresh SQLite store with finished faxes and serves
-the faxgate API and, on a second port in the same event loop, a handler that
-returns a fixed JSON body of similar size without touching the store. The
+the faxgate API. On a second port in the same event loop it serves a handler
+that returns a fixed JSON body of similar size without touching the store. The
 client process (this one) measures each case in two rounds of half the given time over
 keep-alive connections and prints requests per second and the ratio to the
 bare handler. Page 1,000 of the outbox is reached through `next_start_key`,
@@ -131,7 +131,7 @@ async def _measure(
             async with session.get(urls[index % len(urls)], headers=headers) as response:
                 await response.read()
                 if response.status != 200:
-                    raise RuntimeError(f"{urls[index % len(urls)]} answered {response.status}")
+                    raise RuntimeError(f"{urls[index % len(urls)]} returned HTTP {response.status}")
             done += 1
             index += concurrency
 

@@ -1,10 +1,10 @@
 """HTTP requests to user-given URLs: document fetches now, callbacks later.
 
 A user-given URL must not reach faxgate's own host or network, or a cloud
-metadata service. `AddressGuard` classifies addresses; `Fetcher` resolves
-every host itself, checks every resolved address, connects only to the
-checked addresses and follows redirects one hop at a time, checking each hop
-again. Only http and https URLs are fetched, and only a 2xx answer counts.
+metadata service. `AddressGuard` classifies addresses. `Fetcher` resolves
+every host itself, checks every resolved address and connects only to the
+checked addresses. It follows redirects one hop at a time and checks each
+hop again. Only http and https URLs are fetched, and only a 2xx answer counts.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 * 1024
 _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
-# Cloud instance metadata services (AWS, GCP, Azure, OpenStack use the IPv4
-# one; AWS also answers on the IPv6 one). Both are link-local or private, so
-# they are refused anyway; naming them gives a clearer reason.
+# Cloud instance metadata services: AWS, GCP, Azure and OpenStack use the
+# IPv4 address, and AWS also serves the IPv6 one. Both are link-local or
+# private and so rejected anyway, but naming them gives a clearer reason.
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 # Carrier-grade NAT space (RFC 6598); Python's is_private leaves it out.
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
@@ -45,13 +45,13 @@ class FetchTooLargeError(FetchError):
 
 
 class FetchTimeoutError(FetchError):
-    """The document server did not answer within fetch.timeout."""
+    """The document server did not respond within fetch.timeout."""
 
     code = "timeout"
 
 
 class FetchStatusError(FetchError):
-    """The document server answered with a status other than 2xx."""
+    """The document server responded with a status other than 2xx."""
 
     code = "bad_status"
 
@@ -285,7 +285,7 @@ class Fetcher:
     async def _document(self, response: aiohttp.ClientResponse, url: URL) -> FetchedDocument:
         if not 200 <= response.status < 300:
             raise FetchStatusError(
-                f"fetching {url} failed: the server answered HTTP {response.status}"
+                f"fetching {url} failed: the server responded with HTTP {response.status}"
             )
         data = await self._read_limited(response, url)
         return FetchedDocument(

@@ -40,7 +40,7 @@ class RenderedFax:
 
 @dataclass(frozen=True)
 class PageHeader:
-    """What the header line stamped on every sent page shows."""
+    """The fields of the header line stamped on every sent page."""
 
     station_id: str
     sender_name: str
@@ -51,7 +51,7 @@ class PageHeader:
 
 @dataclass(frozen=True)
 class CallIdentity:
-    """How the sending station presents itself to the far end."""
+    """The sending station's identity as the far end sees it."""
 
     station_id: str
     header_text: str
@@ -67,7 +67,7 @@ class CallProgress:
 
 @dataclass
 class CallOutcome:
-    """How a call ended.
+    """The end of a call.
 
     `hangup_cause` is one of normal, busy, no_answer, not_a_fax or
     line_error. `tx_result` is the object stored on the job as `tx_result`.

@@ -4,7 +4,7 @@ An attempt fetches or extracts the documents when the job has none yet,
 renders them, stamps the page header, places the call and records the
 result. Every attempt ends in exactly one `finish_attempt` write: completed,
 failed, or pending again after a retry delay. A job is held through a
-store lease that this worker renews while it runs; if the process dies, the
+store lease that this worker renews while it runs. If the process dies, the
 lease runs out and any worker takes the job over. A job taken over before
 its call started repeats the step that was cut off without counting a new
 attempt. A job taken over during its call counts that attempt as failed,
@@ -84,7 +84,7 @@ class AttemptFailedError(FaxgateError):
 
 @dataclass
 class Attempt:
-    """What one running attempt has done so far."""
+    """The state of one running attempt."""
 
     job: Job
     started: float

@@ -159,10 +159,10 @@ class Call:
 
 
 class StandInDialer:
-    """Test stand-in for the fax engine: `busy` patterns answer busy, others take the pages.
+    """Test stand-in for the fax engine: numbers matching `busy` are busy, others take the pages.
 
-    `busy_times` maps a destination pattern to how many calls answer busy
-    before the far end answers.
+    `busy_times` maps a destination pattern to the number of calls that find
+    the line busy before the far end picks up.
     """
 
     def __init__(

@@ -273,7 +273,7 @@ async def test_unfetchable_urls_fail_with_reason(
         missing = server.url("/missing.pdf")
     async with document_server() as server:
         unreachable = missing  # the first server is gone, so its port refuses connections
-        cases = {server.url("/missing.pdf"): "HTTP 404", unreachable: "failed"}
+        cases = {server.url("/missing.pdf"): "HTTP 404", unreachable: "Cannot connect"}
         for url, reason in cases.items():
             _status, body = await client.request(
                 "PUT", client.account_path("/faxes"), job(retries=2, document={"url": url})

@@ -215,10 +215,10 @@ def check_job_fields(
 ) -> JobFields:
     """Validate the fields of a new job and return them in stored form.
 
-    Raises ValidationError in Kazoo's shape: the schema's failures, numbers
-    that are not valid in `region` or E.164, an unknown time zone, a job
-    with no document, and a document URL that is not http(s) or names an
-    address faxgate does not fetch from.
+    Raises ValidationError in Kazoo's shape for the schema's failures and
+    for numbers that are not valid in `region` or as E.164. It also covers an
+    unknown time zone and a job with no document. A document URL must be
+    http(s) and must not name an address that faxgate does not fetch from.
     """
     fields = copy.deepcopy(fields)
     document = fields.get("document")

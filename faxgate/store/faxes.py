@@ -4,7 +4,7 @@ A worker owns a job while it holds the job's lease (`lease_owner`,
 `lease_expires`). Every write a worker makes is conditional on still holding
 the lease, so a worker whose lease expired (a stalled or killed process)
 cannot overwrite what the next owner does. `attempts` counts started
-attempts and is raised when a worker claims a job that nobody held.
+attempts and is raised when a worker claims a job that no worker held.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Job:
 
 @dataclass
 class AttemptEnd:
-    """What the worker writes when an attempt ends.
+    """The record a worker writes when an attempt ends.
 
     `status` is PENDING (another attempt follows at `due`), COMPLETED or
     FAILED. `doc_updates` are merged into the job document.
