@@ -22,7 +22,7 @@ from typing import Any
 
 from faxgate.clock import GREGORIAN_OFFSET
 from faxgate.context import ServiceContext
-from faxgate.errors import DocumentError, FaxgateError, FetchError, NotFoundError
+from faxgate.errors import DocumentError, FaxgateError, FetchError, NotFoundError, TrunkError
 from faxgate.fetch import Fetcher, FetchRequest
 from faxgate.ids import new_id
 from faxgate.jobs import (
@@ -64,6 +64,7 @@ CAUSE_FETCH = "fetch_failed"
 CAUSE_DOCUMENT = "document_error"
 CAUSE_INTERRUPTED = "interrupted"
 CAUSE_INTERNAL = "internal_error"
+CAUSE_TRUNK = "trunk_error"
 BUSY = "busy"
 
 
@@ -289,12 +290,22 @@ class Worker:
         await self.ctx.store.mark_call_started(job.id, self.owner)
         attempt.in_call = True
         attempt.log.info("job.calling", to_number=job.to_number, pages=rendered.pages)
-        return await self.dialer.send(
-            sent_path,
-            identity,
-            job.to_number,
-            lambda progress: self._on_progress(attempt, progress),
-        )
+        try:
+            return await self.dialer.send(
+                sent_path,
+                identity,
+                job.to_number,
+                lambda progress: self._on_progress(attempt, progress),
+            )
+        except DocumentError as exc:
+            raise AttemptFailedError(
+                f"the fax image cannot be sent: {exc.message}", CAUSE_DOCUMENT, permanent=True
+            ) from exc
+        except TrunkError as exc:
+            attempt.log.error("job.trunk_failed", error=exc)
+            raise AttemptFailedError(
+                f"the call could not be placed: {exc.message}", CAUSE_TRUNK
+            ) from exc
 
     async def _sources(self, attempt: Attempt) -> list[SourceDocument]:
         job = attempt.job

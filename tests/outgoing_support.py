@@ -47,7 +47,14 @@ def make_pdf(pages: int) -> bytes:
 def make_tiff(pages: int) -> bytes:
     images = [Image.new("1", (1728, 200), 1) for _ in range(pages)]
     buffer = io.BytesIO()
-    images[0].save(buffer, "TIFF", save_all=True, append_images=images[1:], compression="group4")
+    images[0].save(
+        buffer,
+        "TIFF",
+        save_all=True,
+        append_images=images[1:],
+        compression="group4",
+        dpi=(204, 196),
+    )
     return buffer.getvalue()
 
 
