@@ -158,6 +158,7 @@ class Worker:
             "status": "ok" if running else "failing",
             "jobs_running": len(self._tasks),
             "calls_in_progress": sum(1 for a in self._attempts.values() if a.in_call),
+            "trunk": self.dialer.status(),
         }
         if self._last_error:
             status["last_error"] = self._last_error
@@ -194,10 +195,11 @@ class Worker:
         while True:
             try:
                 await self._claim_due_jobs()
+                await self._wait_for_work()
             except Exception as exc:  # the loop must survive a store hiccup
                 self._last_error = f"claiming jobs failed: {exc}"
                 log.exception("worker.claim_failed", error=exc)
-            await self._wait_for_work()
+                await asyncio.sleep(self.config.poll_interval)
 
     async def _claim_due_jobs(self) -> None:
         while len(self._tasks) < self.config.max_calls and not self._stopping:
@@ -534,6 +536,7 @@ class Worker:
         now = self.ctx.clock.time()
         result = tx_result or _no_call_result(failure.message)
         record = self._attempt_record(attempt, failure.cause, failure.message)
+        # `retries` is the total number of attempts; 0 still makes one.
         if failure.permanent or job.attempts >= max(job.retries, 1):
             return AttemptEnd(FAILED, now, {"tx_result": result}, record)
         delay = retry_delay(

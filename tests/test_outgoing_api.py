@@ -424,3 +424,24 @@ async def test_other_account_sees_nothing(start: Factory, http: aiohttp.ClientSe
     stranger_path = stranger.account_path(f"/faxes/outbox/{fax['id']}")
     status, _answer = await stranger.request("GET", stranger_path)
     assert status == 404
+
+
+async def test_waiting_job_shows_retry_time(start: Factory, http: aiohttp.ClientSession) -> None:
+    service = await start(StandInDialer(busy=(TO,)), worker={"busy_retry_delay": 60.0})
+    client = await client_for(service, http)
+    path = client.account_path(f"/faxes?to_number={TO}&from_number={FROM}&retries=2")
+    _status, body = await client.request(
+        "PUT", path, data=make_pdf(1), headers={"Content-Type": "application/pdf"}
+    )
+    detail_path = client.account_path(f"/faxes/outgoing/{body['data']['id']}")
+
+    async def waiting() -> dict[str, Any] | None:
+        _code, detail = await client.request("GET", detail_path)
+        found: dict[str, Any] = detail["data"]
+        return found if "retry_after" in found else None
+
+    job_view = await wait_for(waiting)
+    assert job_view["status"] == "pending"
+    assert job_view["attempts"] == 1
+    assert job_view["tx_result"]["error_message"] == "the line is busy"
+    assert 59 <= job_view["retry_after"] - job_view["modified"] <= 61

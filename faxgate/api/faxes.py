@@ -30,7 +30,7 @@ from faxgate.api.submissions import (
     read_submission,
 )
 from faxgate.api.validation import field_error, page_request, read_json_object
-from faxgate.clock import from_gregorian
+from faxgate.clock import from_gregorian, to_gregorian
 from faxgate.context import ServiceContext
 from faxgate.errors import FaxgateError, NotFoundError
 from faxgate.fetch import AddressGuard
@@ -55,8 +55,6 @@ log = EventLogger("faxgate.api.faxes")
 
 RESUBMIT = "resubmit"
 _ATTACHMENT_FORMATS = ("pdf", "tiff", "original")
-# Fields of the stored job document that the API does not serve.
-_HIDDEN = ("smtplog_id",)
 
 
 # Views.
@@ -68,7 +66,7 @@ def outbox_id(row: dict[str, Any]) -> str:
 
 def job_view(row: dict[str, Any], folder: str = OUTGOING) -> dict[str, Any]:
     """Return the API document of a job row (with `doc` decoded)."""
-    view = {key: value for key, value in row["doc"].items() if key not in _HIDDEN}
+    view = dict(row["doc"])
     view.update(
         id=outbox_id(row) if folder == OUTBOX else row["id"],
         status=row["status"],
@@ -80,6 +78,9 @@ def job_view(row: dict[str, Any], folder: str = OUTGOING) -> dict[str, Any]:
     for key in ("delivered", "pages", "progress"):
         if row.get(key) is not None:
             view[key] = row[key]
+    waiting = row["status"] in (ATTACHING_FILES, PENDING) and row.get("lease_owner") is None
+    if waiting and row["attempts"] > 0:
+        view["retry_after"] = to_gregorian(row["due"])
     return view
 
 
