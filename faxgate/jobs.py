@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from faxgate.config import Config
-from faxgate.errors import ConfigError
+from faxgate.errors import ConfigError, DocumentError
 from faxgate.files import write_atomic
 from faxgate.store.faxes import ORIGINAL, FaxFile
 
@@ -118,10 +118,12 @@ class Dialer(Protocol):
 
 
 class MailExtractor(Protocol):
-    def extract(
-        self, raw: bytes, fax_text_body: bool, subject_as_cover: bool
-    ) -> list[ExtractedPart]:
-        """Return the message's faxable parts in MIME order; raise DocumentError when none."""
+    def extract(self, raw: bytes, options: dict[str, Any]) -> list[ExtractedPart]:
+        """Return the message's faxable parts in MIME order.
+
+        `options` has the keys min_image_bytes, fax_text_body and
+        subject_as_cover. Raises DocumentError when the message cannot be read.
+        """
         ...
 
 
@@ -251,5 +253,21 @@ def build_pipeline(config: Config) -> DocumentPipeline:
     raise ConfigError("the document pipeline (faxgate.documents) is not available")
 
 
+class MimeExtractor:
+    """A `MailExtractor` over the SMTP gateway's MIME reader (`faxgate.smtp.mime`)."""
+
+    def extract(self, raw: bytes, options: dict[str, Any]) -> list[ExtractedPart]:
+        from faxgate.smtp.mime import ExtractOptions, UnreadableMessageError, extract_documents
+
+        try:
+            extraction = extract_documents(raw, ExtractOptions.from_doc(options))
+        except UnreadableMessageError as exc:
+            raise DocumentError(exc.message, code="corrupt") from exc
+        return [
+            ExtractedPart(document.data, document.content_type, document.filename)
+            for document in extraction.documents
+        ]
+
+
 def build_extractor(config: Config) -> MailExtractor | None:
-    return None
+    return MimeExtractor()

@@ -379,15 +379,17 @@ class Worker:
                 CAUSE_DOCUMENT,
                 permanent=True,
             )
-        faxbox = await self._faxbox(job)
+        options = job.doc.get("extract_options")
+        if not isinstance(options, dict):
+            faxbox = await self._faxbox(job)
+            options = {
+                "min_image_bytes": self.ctx.config.smtp.min_image_bytes,
+                "fax_text_body": bool(faxbox.get("smtp_fax_text_body")),
+                "subject_as_cover": self.ctx.config.smtp.subject_as_cover,
+            }
         raw = await asyncio.to_thread((self.data_dir / path).read_bytes)
         try:
-            parts = await asyncio.to_thread(
-                self.extractor.extract,
-                raw,
-                bool(faxbox.get("smtp_fax_text_body")),
-                self.ctx.config.smtp.subject_as_cover,
-            )
+            parts = await asyncio.to_thread(self.extractor.extract, raw, options)
         except DocumentError as exc:
             raise AttemptFailedError(
                 f"the email cannot be faxed: {exc.message}", CAUSE_DOCUMENT, permanent=True

@@ -21,9 +21,8 @@ from tests.outgoing_support import StandInDialer, StandInPipeline, make_pdf
 class StandInExtractor:
     """Test stand-in for the mail reader: every part after a blank line is a PDF."""
 
-    def extract(
-        self, raw: bytes, fax_text_body: bool, subject_as_cover: bool
-    ) -> list[ExtractedPart]:
+    def extract(self, raw: bytes, options: dict[str, Any]) -> list[ExtractedPart]:
+        assert set(options) == {"min_image_bytes", "fax_text_body", "subject_as_cover"}
         if raw.startswith(b"garbage"):
             raise DocumentError("the message cannot be parsed", code="corrupt")
         parts = raw.split(b"\n\n", 1)[1].split(b"--part--") if b"\n\n" in raw else []
