@@ -132,7 +132,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: ServiceContext) -> web.Application:
-    from faxgate.api import auth, faxboxes, health
+    from faxgate.api import auth, faxboxes, health, smtplog
 
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth_middleware],
@@ -142,4 +142,5 @@ def create_app(ctx: ServiceContext) -> web.Application:
     auth.register(app)
     faxboxes.register(app)
     health.register(app)
+    smtplog.register(app)
     return app
