@@ -473,9 +473,9 @@ class _HtmlText(HTMLParser):
         if tag in _HIDDEN_TAGS:
             self.hidden = max(0, self.hidden - 1)
         elif tag in _BLOCK_TAGS:
+            self.end_line()
             if tag == "pre":
                 self.preformatted = max(0, self.preformatted - 1)
-            self.end_line()
             if tag in ("p", "div", "table", "h1", "h2", "h3", "h4", "h5", "h6"):
                 self.lines.append("")
 
@@ -492,7 +492,8 @@ class _HtmlText(HTMLParser):
         self.current.append(re.sub(r"\s+", " ", data))
 
     def end_line(self, keep_empty: bool = False) -> None:
-        line = "".join(self.current).strip()
+        line = "".join(self.current)
+        line = line.rstrip() if self.preformatted else line.strip()
         self.current = []
         if line or keep_empty:
             self.lines.append(line)
