@@ -595,6 +595,10 @@ async def test_starttls_auth_skips_permission_list(tmp_path: Path, http: Any) ->
         wrong = await asyncio.to_thread(
             _login_and_send, port, cert, "scanner-1", "wrong password", recipient
         )
+        patched, _ = await api.request(
+            "PATCH", api.account_path(f"/faxboxes/{faxbox['id']}"),
+            {"data": {"caller_name": "Scanner"}},
+        )
         accepted = await asyncio.to_thread(
             _login_and_send, port, cert, "scanner-1", "correct horse battery", recipient
         )
@@ -606,6 +610,7 @@ async def test_starttls_auth_skips_permission_list(tmp_path: Path, http: Any) ->
 
     assert refused.refused[recipient][0] == 550
     assert wrong[0] == 535
+    assert patched == 200
     assert accepted[0] == 250, accepted
     assert shown["data"]["smtp_auth"] == {"username": "scanner-1"}
     assert not any(key.startswith("pvt_") for key in shown["data"])

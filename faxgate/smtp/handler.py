@@ -60,6 +60,8 @@ class FaxboxLogin:
 
 
 class GatewayHandler:
+    """aiosmtpd hooks of the gateway; one instance serves every session."""
+
     def __init__(self, ctx: ServiceContext, messages_dir: Path) -> None:
         self.ctx = ctx
         self.store = ctx.store

@@ -232,8 +232,12 @@ class GatewaySMTP(SMTP):
         envelope.original_content = envelope.content = (
             reader.content() if reader.problem is None else b""
         )
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]  # unannotated in aiosmtpd 1.4
+        try:
+            status = await self._call_handler_hook("DATA")
+        finally:
+            # A failed handler must not leave the transaction open: the
+            # client gets the handler's error reply and starts again.
+            self._set_post_data_state()  # type: ignore[no-untyped-call]  # unannotated in aiosmtpd
         await self.push(status)
 
     async def _read_data_chunk(self) -> bytes:

@@ -34,7 +34,8 @@ class SmtpGateway:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.config = ctx.config.smtp
-        self.handler = GatewayHandler(ctx, ctx.config.data_dir / MESSAGES_DIR)
+        # Jobs store the message path, so it is absolute whatever the working folder.
+        self.handler = GatewayHandler(ctx, ctx.config.data_dir.resolve() / MESSAGES_DIR)
         self.limits = DataLimits(
             max_size=self.config.max_message_size,
             max_line_length=self.config.max_line_length,
