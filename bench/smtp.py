@@ -161,7 +161,7 @@ def measure(kind: str, count: int, connections: int, folder: Path) -> float:
     rate = accepted / seconds
     print(f"{kind:8} accepted {accepted}/{count} messages in {seconds:.2f} s: {rate:.1f} msg/s")
     if accepted != count:
-        raise SystemExit(f"the {kind} server refused {count - accepted} messages")
+        raise SystemExit(f"the {kind} server rejected {count - accepted} of {count} messages")
     return rate
 
 

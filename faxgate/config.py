@@ -65,7 +65,7 @@ class SmtpConfig:
     # Use the message subject as a cover note on the first page.
     subject_as_cover: bool = False
     # Lines of a message that end in a bare LF instead of CRLF: "normalize"
-    # stores them with CRLF, "reject" answers the message with 500 5.5.2.
+    # stores them with CRLF, "reject" replies to the message with 500 5.5.2.
     bare_lf: str = "normalize"
     # Seconds that open mail transactions get to finish on shutdown.
     shutdown_timeout: float = 10.0

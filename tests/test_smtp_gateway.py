@@ -378,6 +378,21 @@ async def test_redelivered_message_id_not_faxed_twice(
     assert answer["data"]["smtp_code"] == 250
 
 
+async def test_same_number_twice_one_fax(
+    service: Service, api: ApiClient, faxbox: dict[str, Any]
+) -> None:
+    recipients = [address("2125550123", faxbox), address("+1-212-555-0123", faxbox)]
+
+    result = await send_mail(service.smtp_port or 0, SENDER, recipients, pdf_message())
+
+    assert result.refused == {}
+    assert result.data_code == 250
+    first, second = await entries_for(api)
+    assert first["status"] == "accepted"
+    assert second["status"] == "duplicate"
+    assert second["duplicate_of"] == first["fax_id"]
+
+
 async def test_text_refused_without_permission(
     service: Service, api: ApiClient, faxbox: dict[str, Any]
 ) -> None:
@@ -471,7 +486,8 @@ async def test_smtplog_listing_and_detail(
     refused, accepted = rows
     assert set(accepted) == {"id", "from", "to", "created"}
     assert set(refused) == {"id", "from", "to", "created", "error"}
-    assert accepted["id"][:6].isdigit() and accepted["id"][6] == "-"
+    assert accepted["id"][:6].isdigit()
+    assert accepted["id"][6] == "-"
     assert accepted["created"] > 63_000_000_000
     assert [row["id"] for row in nested] == [accepted["id"]]
     assert [row["id"] for row in other_rows] == [refused["id"]]
@@ -505,7 +521,10 @@ def ensure_swaks() -> str:
         return found
     if os.geteuid() != 0:
         raise AssertionError("swaks is missing; install it with: sudo apt-get install -y swaks")
-    subprocess.run(["apt-get", "install", "-y", "-qq", "swaks"], check=True, timeout=300)
+    install = ["apt-get", "install", "-y", "-qq", "swaks"]
+    if subprocess.run(install, timeout=300).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=300)
+        subprocess.run(install, check=True, timeout=300)
     found = shutil.which("swaks")
     assert found, "apt-get install swaks did not provide a swaks command"
     return found

@@ -1,8 +1,8 @@
 """The aiosmtpd handler: routing at RCPT, review and queueing at DATA, SMTP AUTH.
 
 Each hook returns the reply line. Every recipient, accepted or refused, gets
-an smtplog entry; a refused recipient when it is refused, an accepted one
-when its message is accepted or refused after DATA.
+an smtplog entry. A recipient refused at RCPT gets it at once. An accepted
+recipient gets it after DATA, when its message is accepted or refused.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Find the faxable documents in a raw mail message.
 
 `extract_documents` is pure and deterministic: the SMTP gateway calls it
-before it answers DATA (to refuse a message that holds nothing to fax), and
+before it replies to DATA (to reject a message with nothing to fax), and
 the worker calls it again on the stored message with the same options to
 get the documents it renders.
 
@@ -30,7 +30,7 @@ from tnefparse import TNEF
 from faxgate.errors import FaxgateError
 from faxgate.smtp.sniff import CONTENT_TYPES, HEAD_BYTES, IMAGE_TYPES, detect_type
 
-# Why a part was skipped, as stable codes in SkippedPart.kind.
+# Stable codes for SkippedPart.kind: the reason a part was skipped.
 LOGO = "logo"
 SIGNATURE = "signature"
 CONTAINER = "container"

@@ -1,8 +1,8 @@
 """The SMTP protocol: aiosmtpd's SMTP with faxgate's DATA reader, limits and shutdown.
 
-aiosmtpd (1.4) drives the commands; this subclass replaces its DATA reading
+aiosmtpd (1.4) drives the commands. This subclass replaces its DATA reading,
 so that the end of the message, bare LF line endings and over-long lines
-follow the rules below, and it adds a 421 reply for idle sessions and for
+follow the rules of `DataReader`. It also sends 421 to idle sessions and to
 commands that arrive while the service shuts down.
 """
 
@@ -20,7 +20,7 @@ from faxgate.smtp import replies
 from faxgate.smtp.routing import Route
 
 # Bare LF handling: "normalize" turns each bare LF into CRLF, "reject"
-# answers the message with a 5xx reply.
+# replies to the message with a 5xx reply.
 BARE_LF_NORMALIZE = "normalize"
 BARE_LF_REJECT = "reject"
 
@@ -51,9 +51,9 @@ class DataLimits:
 class DataReader:
     """Reads DATA lines (each ending in LF) until the end-of-data line.
 
-    Only CRLF "." CRLF ends the data (RFC 5321 section 4.1.1.4): a "."
-    line ends it only when the line before it ended in CRLF, so a bare LF
-    before or after the dot never ends a message and nothing that follows
+    Only CRLF "." CRLF ends the data (RFC 5321 section 4.1.1.4). A "."
+    line ends it only when the line before it ended in CRLF. So a bare LF
+    before or after the dot never ends a message, and nothing that follows
     it can be read as a new command. Lines lose one leading dot
     (section 4.5.2). The first problem found is kept and the rest of the
     data is read and dropped, so that the reply follows the end of the data.

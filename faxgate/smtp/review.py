@@ -39,7 +39,7 @@ class RouteReview:
 
 @dataclass
 class Review:
-    """What the gateway learned from a message before replying to DATA."""
+    """Findings about a message before the reply to DATA: headers and per-recipient verdicts."""
 
     header_from: str | None
     subject: str | None
@@ -68,8 +68,8 @@ def review_message(
     """Check the message against every recipient's faxbox and find its documents.
 
     A recipient is refused when the header From is not allowed by its
-    faxbox, when the message is unreadable MIME, holds nothing faxable, or
-    holds a password-protected PDF. A faxbox that the session authenticated
+    faxbox, when the message is unreadable MIME, contains nothing faxable,
+    or contains a password-protected PDF. A faxbox that the session authenticated
     for skips the header From check.
     """
     reviews = unreviewed(routes, settings)

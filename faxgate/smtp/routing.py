@@ -78,7 +78,7 @@ def recipient_number(local_part: str, faxbox: dict[str, Any], default_region: st
 def sender_permitted(faxbox: dict[str, Any], sender: str) -> bool:
     """Return whether the faxbox's permission list admits `sender`.
 
-    An empty list admits nobody unless the faxbox sets smtp_allow_all_senders.
+    An empty list admits no sender unless the faxbox sets smtp_allow_all_senders.
     """
     patterns = list(faxbox.get("smtp_permission_list") or [])
     if not patterns:

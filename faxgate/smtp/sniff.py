@@ -63,7 +63,7 @@ _BMP_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 
 @dataclass(frozen=True)
 class DocumentInfo:
-    """What the cheap check learned: the type and, for PDFs it could open, the page count."""
+    """Result of the cheap check: the type and, for a PDF that opened, the page count."""
 
     detected_type: str
     pages: int | None = None
@@ -102,8 +102,8 @@ def looks_like_text(head: bytes) -> bool:
 def detect_type(head: bytes, filename: str | None, declared: str | None) -> str | None:
     """Return the part's document type from its content, then its file name, then its declared type.
 
-    Text is recognized only when the name or the declared type says text and
-    the bytes look like text. None means the gateway cannot fax the part.
+    Text is recognized only when the name or the declared type indicates text
+    and the bytes look like text. None means the gateway cannot fax the part.
     """
     by_content = sniff_content(head)
     if by_content is not None:
