@@ -371,6 +371,8 @@ async def test_redelivered_message_id_not_faxed_twice(
     assert duplicate["status"] == "duplicate"
     assert duplicate["duplicate_of"] == original["fax_id"]
     assert duplicate["fax_id"] is None
+    folder = Path(service.config.storage.data_dir) / "messages"
+    assert len(await asyncio.to_thread(lambda: list(folder.glob("*.eml")))) == 1
     status, answer = await api.request(
         "GET", api.account_path(f"/faxes/smtplog/{duplicate['id']}")
     )

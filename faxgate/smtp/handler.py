@@ -247,6 +247,11 @@ class GatewayHandler:
             log.exception("smtp.store_failed", queue_id=queue_id, error=exc)
             return replies.TEMPORARY_FAILURE
 
+        faxes = [entry["fax_id"] for entry in entries if entry.get("fax_id")]
+        if not faxes:
+            # Every recipient was a duplicate: the store kept no message row,
+            # so no job will ever read the file.
+            path.unlink(missing_ok=True)
         log.info(
             "smtp.message_accepted",
             peer=_peer_ip(session),
@@ -254,7 +259,7 @@ class GatewayHandler:
             sender=sender,
             message_id=review.message_id,
             size=len(raw),
-            faxes=[entry["fax_id"] for entry in entries if entry.get("fax_id")],
+            faxes=faxes,
             duplicates=sum(1 for entry in entries if entry.get("duplicate_of")),
         )
         return reply
