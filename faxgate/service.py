@@ -16,6 +16,7 @@ from faxgate.config import Config
 from faxgate.context import ServiceContext
 from faxgate.files import write_atomic
 from faxgate.logs import EventLogger
+from faxgate.smtp.server import SmtpGateway
 from faxgate.store import Store
 
 log = EventLogger("faxgate.service")
@@ -45,6 +46,7 @@ class Service:
         self._components: list[Component] = []
         self.http_port: int | None = None
         self.smtp_port: int | None = None
+        self._smtp: SmtpGateway | None = None
 
     @property
     def http_url(self) -> str:
@@ -59,6 +61,8 @@ class Service:
                 await component.start()
                 self._components.append(component)
                 self.context.components[component.name] = component
+            if self._smtp is not None:
+                self.smtp_port = self._smtp.port
             await self._start_http()
         except BaseException:
             await self.stop()
@@ -68,7 +72,11 @@ class Service:
 
     def _build_components(self) -> list[Component]:
         """Return the components to start before the HTTP API, in start order."""
-        return []
+        components: list[Component] = []
+        if self.config.smtp.enabled:
+            self._smtp = SmtpGateway(self.context)
+            components.append(self._smtp)
+        return components
 
     async def _start_http(self) -> None:
         app = create_app(self.context)

@@ -177,7 +177,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: ServiceContext) -> web.Application:
-    from faxgate.api import auth, faxboxes, health
+    from faxgate.api import auth, faxboxes, health, smtplog
 
     app = web.Application(
         middlewares=[
@@ -193,4 +193,5 @@ def create_app(ctx: ServiceContext) -> web.Application:
     auth.register(app)
     faxboxes.register(app)
     health.register(app)
+    smtplog.register(app)
     return app
