@@ -88,7 +88,9 @@ Or over the REST API:
     )
 
 
-async def _with_store(config: Config, action: str, argument: str | None) -> Any:
+async def _with_store(
+    config: Config, action: str, argument: str | None, smtplog_limit: int = 50
+) -> Any:
     store = Store(config.data_dir / "faxgate.sqlite3")
     await store.open()
     try:
@@ -97,6 +99,8 @@ async def _with_store(config: Config, action: str, argument: str | None) -> Any:
             return {"account_id": account["id"], "api_key": api_key}
         if action == "account-list":
             return await store.list_accounts()
+        if action == "smtplog":
+            return await store.list_smtplog_entries(argument, limit=smtplog_limit)
         if action == "apikey-rotate":
             new_key = await store.rotate_api_key(argument or "")
             if new_key is None:
@@ -133,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate = apikey.add_parser("rotate", help="replace an account's API key and print the new one")
     rotate.add_argument("account_id", help="32-hex account id")
+
+    smtplog = commands.add_parser(
+        "smtplog", help="print the newest smtplog entries as JSON, newest first"
+    )
+    scope = smtplog.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "--system",
+        action="store_true",
+        help="the system log: mail refused before a faxbox was known (unknown domains, <>)",
+    )
+    scope.add_argument("--account", help="the entries of this account (32-hex id)")
+    smtplog.add_argument("--limit", type=int, default=50, help="entries to print (default 50)")
     return parser
 
 
@@ -155,6 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings["notify"]["password"]:
             settings["notify"]["password"] = "***"
         print(json.dumps(settings, indent=2, default=str))
+        return 0
+
+    if args.command == "smtplog":
+        entries = asyncio.run(
+            _with_store(config, "smtplog", None if args.system else args.account, args.limit)
+        )
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
         return 0
 
     action = {

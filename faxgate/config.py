@@ -64,6 +64,11 @@ class SmtpConfig:
     duplicate_window: float = 24 * 3600.0
     # Use the message subject as a cover note on the first page.
     subject_as_cover: bool = False
+    # Lines of a message that end in a bare LF instead of CRLF: "normalize"
+    # stores them with CRLF, "reject" replies to the message with 500 5.5.2.
+    bare_lf: str = "normalize"
+    # Seconds that open mail transactions get to finish on shutdown.
+    shutdown_timeout: float = 10.0
 
 
 @dataclass
@@ -333,6 +338,8 @@ def _validate(config: Config) -> None:
         ("worker.retry_delay_max", config.worker.retry_delay_max),
         ("worker.shutdown_timeout", config.worker.shutdown_timeout),
         ("fetch.timeout", config.fetch.timeout),
+        ("smtp.shutdown_timeout", config.smtp.shutdown_timeout),
+        ("smtp.duplicate_window", config.smtp.duplicate_window),
         ("documents.timeout", config.documents.timeout),
     ):
         _require(seconds >= 0, key, f"must not be negative, got {seconds}")
@@ -343,6 +350,7 @@ def _validate(config: Config) -> None:
         "worker.default_retries",
         f"must be from 1 to 4, got {config.worker.default_retries}",
     )
+    _require(config.smtp.command_timeout > 0, "smtp.command_timeout", "must be greater than 0")
     _require(
         config.fax.resolution in ("fine", "standard"),
         "fax.resolution",
@@ -384,6 +392,17 @@ def _validate(config: Config) -> None:
             ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise ConfigError(f"fetch.allow_networks[{index}]: {exc}") from exc
+    _require(
+        config.smtp.bare_lf in ("normalize", "reject"),
+        "smtp.bare_lf",
+        f"must be 'normalize' or 'reject', got {config.smtp.bare_lf!r}",
+    )
+    _require(
+        config.smtp.max_line_length >= 78,
+        "smtp.max_line_length",
+        f"must be at least 78 (RFC 5322 asks writers to keep lines that short), "
+        f"got {config.smtp.max_line_length}",
+    )
     _require(bool(config.smtp.default_domain), "smtp.default_domain", "must not be empty")
     config.smtp.default_domain = config.smtp.default_domain.lower()
 

@@ -27,6 +27,7 @@ from faxgate.jobs import (
     build_trunk,
 )
 from faxgate.logs import EventLogger
+from faxgate.smtp.server import SmtpGateway
 from faxgate.store import Store
 from faxgate.worker import Worker
 
@@ -77,6 +78,7 @@ class Service:
         self._components: list[Component] = []
         self.http_port: int | None = None
         self.smtp_port: int | None = None
+        self._smtp: SmtpGateway | None = None
 
     @property
     def http_url(self) -> str:
@@ -91,6 +93,8 @@ class Service:
                 await component.start()
                 self._components.append(component)
                 self.context.components[component.name] = component
+            if self._smtp is not None:
+                self.smtp_port = self._smtp.port
             await self._start_http()
         except BaseException:
             await self.stop()
@@ -105,7 +109,11 @@ class Service:
         dialer = self._dialer or TrunkDialer(self._trunk or build_trunk(self.config))
         extractor = self._extractor or build_extractor(self.config)
         fetcher = Fetcher(self.config.fetch, user_agent=f"faxgate/{__version__}")
-        return [Worker(self.context, dialer, pipeline, extractor, fetcher)]
+        components: list[Component] = [Worker(self.context, dialer, pipeline, extractor, fetcher)]
+        if self.config.smtp.enabled:
+            self._smtp = SmtpGateway(self.context)
+            components.append(self._smtp)
+        return components
 
     async def _start_http(self) -> None:
         app = create_app(self.context)

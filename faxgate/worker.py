@@ -372,8 +372,8 @@ class Worker:
                 CAUSE_DOCUMENT,
                 permanent=True,
             )
-        path = await self.ctx.store.get_smtp_message_path(job.message_id)
-        if path is None:
+        message = await self.ctx.store.get_smtp_message(job.message_id)
+        if message is None:
             raise AttemptFailedError(
                 f"the email {job.message_id} of this job is no longer stored",
                 CAUSE_DOCUMENT,
@@ -387,7 +387,7 @@ class Worker:
                 "fax_text_body": bool(faxbox.get("smtp_fax_text_body")),
                 "subject_as_cover": self.ctx.config.smtp.subject_as_cover,
             }
-        raw = await asyncio.to_thread((self.data_dir / path).read_bytes)
+        raw = await asyncio.to_thread((self.data_dir / message.path).read_bytes)
         try:
             parts = await asyncio.to_thread(self.extractor.extract, raw, options)
         except DocumentError as exc:

@@ -177,7 +177,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: ServiceContext) -> web.Application:
-    from faxgate.api import auth, faxboxes, faxes, health
+    from faxgate.api import auth, faxboxes, faxes, health, smtplog
 
     app = web.Application(
         middlewares=[
@@ -194,4 +194,5 @@ def create_app(ctx: ServiceContext) -> web.Application:
     faxboxes.register(app)
     faxes.register(app)
     health.register(app)
+    smtplog.register(app)
     return app

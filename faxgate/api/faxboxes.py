@@ -15,6 +15,7 @@ from faxgate.config import check_timezone
 from faxgate.errors import ValidationError
 from faxgate.numbers import InvalidNumberError, normalize_number
 from faxgate.senders import InvalidSenderPatternError, normalize_sender_pattern
+from faxgate.smtp.credentials import public_faxbox, store_smtp_credentials
 
 _SEND_TO = {
     "oneOf": [
@@ -60,6 +61,18 @@ FAXBOX_SCHEMA: dict[str, Any] = {
         "smtp_check_header_from": {"type": "boolean"},
         # Fax the text of a message that has no attachment.
         "smtp_fax_text_body": {"type": "boolean"},
+        # SMTP AUTH credentials: a session that logs in with them may send to
+        # this faxbox without being on smtp_permission_list. The password is
+        # stored as a hash and never returned.
+        "smtp_auth": {
+            "type": "object",
+            "required": ["username"],
+            "additionalProperties": False,
+            "properties": {
+                "username": {"type": "string", "minLength": 1, "maxLength": 128},
+                "password": {"type": "string", "minLength": 8, "maxLength": 256},
+            },
+        },
         "retries": {"type": "integer", "minimum": 0, "maximum": 4},
         "notifications": {
             "type": "object",
@@ -133,6 +146,7 @@ def _normalize_domain(value: str, default_domain: str) -> str:
 
 async def list_faxboxes(request: web.Request) -> web.Response:
     page = await context(request).store.list_faxboxes(account_id(request), page_request(request))
+    page.rows = [public_faxbox(row) for row in page.rows]
     return listing(request, page)
 
 
@@ -141,26 +155,28 @@ async def create_faxbox(request: web.Request) -> web.Response:
     fields = _normalize(
         await read_envelope(request), ctx.config.fax.default_region, ctx.config.smtp.default_domain
     )
+    fields = await store_smtp_credentials(fields, None)
     doc = await ctx.store.create_faxbox(account_id(request), fields, ctx.config.smtp.default_domain)
-    return success(request, doc, status=201)
+    return success(request, public_faxbox(doc), status=201)
 
 
 async def get_faxbox(request: web.Request) -> web.Response:
     doc = await context(request).store.get_faxbox(
         account_id(request), request.match_info["faxbox_id"]
     )
-    return success(request, doc)
+    return success(request, public_faxbox(doc))
 
 
 async def replace_faxbox(request: web.Request) -> web.Response:
     ctx = context(request)
     faxbox_id = request.match_info["faxbox_id"]
-    await ctx.store.get_faxbox(account_id(request), faxbox_id)
+    current = await ctx.store.get_faxbox(account_id(request), faxbox_id)
     fields = _normalize(
         await read_envelope(request), ctx.config.fax.default_region, ctx.config.smtp.default_domain
     )
+    fields = await store_smtp_credentials(fields, current)
     doc = await ctx.store.replace_faxbox(account_id(request), faxbox_id, fields)
-    return success(request, doc)
+    return success(request, public_faxbox(doc))
 
 
 async def patch_faxbox(request: web.Request) -> web.Response:
@@ -172,15 +188,16 @@ async def patch_faxbox(request: web.Request) -> web.Response:
         {k: v for k, v in current.items() if k not in ("id", "smtp_email_address")}, patch
     )
     fields = _normalize(merged, ctx.config.fax.default_region, ctx.config.smtp.default_domain)
+    fields = await store_smtp_credentials(fields, current)
     doc = await ctx.store.replace_faxbox(account_id(request), faxbox_id, fields)
-    return success(request, doc)
+    return success(request, public_faxbox(doc))
 
 
 async def delete_faxbox(request: web.Request) -> web.Response:
     doc = await context(request).store.delete_faxbox(
         account_id(request), request.match_info["faxbox_id"]
     )
-    return success(request, doc)
+    return success(request, public_faxbox(doc))
 
 
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

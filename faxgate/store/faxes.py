@@ -411,11 +411,6 @@ class FaxesMixin(StoreBase):
         )
         return changed > 0
 
-    async def get_smtp_message_path(self, message_id: str) -> str | None:
-        """Return where the raw mail of an SMTP message is stored, or None."""
-        row = await self.fetch_one("SELECT path FROM smtp_messages WHERE id = ?", (message_id,))
-        return str(row["path"]) if row is not None else None
-
     async def _update_held(
         self, job_id: str, owner: str, sql: str, params: list[Any]
     ) -> None:

@@ -1,0 +1,1 @@
+"""The email-to-fax SMTP gateway: receives mail for faxboxes and queues fax jobs."""
