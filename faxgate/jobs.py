@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from faxgate.config import Config
 from faxgate.errors import ConfigError, DocumentError
 from faxgate.files import write_atomic
+from faxgate.smtp.mime import ExtractOptions, UnreadableMessageError, extract_documents
 from faxgate.store.faxes import ORIGINAL, FaxFile
 
 
@@ -190,9 +191,8 @@ def remove_files(data_dir: Path, files: list[FaxFile]) -> None:
             folder.rmdir()
 
 
-# The real parts. The fax engine, the document pipeline and the mail reader
-# are imported when the service builds them, so that this module's types
-# stay importable on their own.
+# The real parts. The fax engine and the document pipeline are imported when
+# the service builds them.
 
 
 class TrunkDialer:
@@ -257,8 +257,6 @@ class MimeExtractor:
     """A `MailExtractor` over the SMTP gateway's MIME reader (`faxgate.smtp.mime`)."""
 
     def extract(self, raw: bytes, options: dict[str, Any]) -> list[ExtractedPart]:
-        from faxgate.smtp.mime import ExtractOptions, UnreadableMessageError, extract_documents
-
         try:
             extraction = extract_documents(raw, ExtractOptions.from_doc(options))
         except UnreadableMessageError as exc:
