@@ -219,3 +219,45 @@ async def test_stop_hands_back_unstarted_job(running: list[Service], tmp_path: P
     assert row["status"] == "pending"
     assert row["attempts"] == 0
     assert row["lease_owner"] is None
+
+
+async def stop_during_call(tmp_path: Path, shutdown_timeout: float) -> dict[str, Any]:
+    data_dir = tmp_path / "data"
+    worker = {"poll_interval": 0.05, "shutdown_timeout": shutdown_timeout}
+    service = Service(
+        make_config(data_dir, worker=worker),
+        dialer=StandInDialer(page_seconds=0.5),
+        pipeline=StandInPipeline(),
+    )
+    await service.start()
+    account, _key = await service.store.create_account("a")
+    job_id = await queue(service, account["id"], TO, retries=2)
+
+    async def calling() -> bool:
+        row = await service.store.get_fax_row(account["id"], job_id)
+        return str(row["progress"]).startswith("sending page")
+
+    await wait_for(calling)
+    await service.stop()
+
+    store = Store(data_dir / "faxgate.sqlite3")
+    await store.open()
+    try:
+        return await store.get_fax_row(account["id"], job_id)
+    finally:
+        await store.close()
+
+
+async def test_stop_lets_call_finish(tmp_path: Path) -> None:
+    row = await stop_during_call(tmp_path, shutdown_timeout=10.0)
+    assert row["status"] == "completed"
+    assert row["attempts"] == 1
+
+
+async def test_stop_cuts_off_long_call(tmp_path: Path) -> None:
+    row = await stop_during_call(tmp_path, shutdown_timeout=0.1)
+    assert row["status"] == "pending"
+    assert row["attempts"] == 1
+    assert row["lease_owner"] is None
+    assert row["call_started"] is None
+    assert row["doc"]["attempt_history"][0]["cause"] == "interrupted"
