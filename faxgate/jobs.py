@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -249,8 +250,68 @@ def build_trunk(config: Config) -> Any:
     )
 
 
+class RendererPipeline:
+    """A `DocumentPipeline` over the document renderer (`faxgate.documents`).
+
+    NOTE: written against the renderer's announced interface before that
+    module was available here, and not yet run against it.
+    """
+
+    def __init__(self, config: Config) -> None:
+        from faxgate.documents import DocumentRenderer, RenderLimits
+
+        documents = config.documents
+        limits = RenderLimits(
+            timeout=documents.timeout,
+            memory_mb=documents.memory_mb,
+            max_pages=documents.max_pages,
+            max_page_length_mm=documents.max_page_length_mm,
+            max_image_pixels=documents.max_image_pixels,
+        )
+        self.renderer = DocumentRenderer(limits, documents.workers)
+        self.header_template = config.fax.header_template
+
+    def check(self, data: bytes, filename: str | None, declared_type: str | None) -> str:
+        from faxgate.documents import quick_check
+
+        return str(quick_check(data, filename, declared_type))
+
+    async def render(
+        self, sources: list[SourceDocument], out_dir: Path, resolution: str
+    ) -> RenderedFax:
+        from faxgate.documents import DocumentInput
+
+        inputs = [
+            DocumentInput(
+                data=None, path=source.path, filename=source.filename,
+                content_type=source.content_type,
+            )
+            for source in sources
+        ]
+        rendered = await self.renderer.render(inputs, out_dir, resolution=resolution)
+        return RenderedFax(rendered.tiff_path, rendered.pdf_path, int(rendered.pages))
+
+    async def stamp_header(self, tiff_path: Path, out_path: Path, header: PageHeader) -> Path:
+        from faxgate.documents import HeaderInfo
+
+        info = HeaderInfo(
+            station_id=header.station_id,
+            sender_name=header.sender_name,
+            destination=header.destination,
+            timezone=header.timezone,
+            when=datetime.fromtimestamp(header.when, UTC),
+        )
+        stamped: Path = await self.renderer.stamp_header(
+            tiff_path, out_path, info, self.header_template
+        )
+        return stamped
+
+    async def close(self) -> None:
+        await self.renderer.close()
+
+
 def build_pipeline(config: Config) -> DocumentPipeline:
-    raise ConfigError("the document pipeline (faxgate.documents) is not available")
+    return RendererPipeline(config)
 
 
 class MimeExtractor:
