@@ -11,6 +11,7 @@ from faxgate.store.accounts import AccountsMixin
 from faxgate.store.base import InvalidStartKeyError, Page, PageRequest, StoreError
 from faxgate.store.faxboxes import FaxboxDomainTakenError, FaxboxesMixin
 from faxgate.store.faxes import FaxesMixin
+from faxgate.store.inbox import InboxMixin
 from faxgate.store.smtplog import SmtpLogMixin
 
 __all__ = [
@@ -23,5 +24,5 @@ __all__ = [
 ]
 
 
-class Store(AccountsMixin, FaxboxesMixin, FaxesMixin, SmtpLogMixin):
+class Store(AccountsMixin, FaxboxesMixin, InboxMixin, FaxesMixin, SmtpLogMixin):
     """faxgate's database: accounts, faxboxes, faxes, inbox and the smtplog."""
