@@ -169,7 +169,7 @@ async def _queue_job(
             raise faxbox_id_error(str(fields["faxbox_id"])) from None
         fields = apply_faxbox_defaults(fields, faxbox)
 
-    parts = originals if originals is not None else _checked_uploads(ctx, submission)
+    parts = originals if originals is not None else await _checked_uploads(ctx, submission)
     region = str(faxbox.get("fax_region") or ctx.config.fax.default_region)
     guard = AddressGuard.from_config(ctx.config.fetch)
     job = check_job_fields(fields, region, ctx.config, bool(parts), guard)
@@ -182,14 +182,18 @@ async def _queue_job(
     return await ctx.store.get_fax_row(account, doc["id"])
 
 
-def _checked_uploads(ctx: ServiceContext, submission: Submission) -> list[ExtractedPart]:
+async def _checked_uploads(ctx: ServiceContext, submission: Submission) -> list[ExtractedPart]:
+    """Return the uploads with their detected types; DocumentError if one cannot be faxed."""
     if not submission.uploads:
         return []
     if ctx.pipeline is None:
         raise FaxgateError("this server has no document pipeline, so it cannot take uploads")
     parts = []
     for upload in submission.uploads:
-        content_type = ctx.pipeline.check(upload.data, upload.filename, upload.content_type)
+        # The check opens the document, which can take a while for a large PDF.
+        content_type = await asyncio.to_thread(
+            ctx.pipeline.check, upload.data, upload.filename, upload.content_type
+        )
         parts.append(ExtractedPart(upload.data, content_type, upload.filename))
     return parts
 
