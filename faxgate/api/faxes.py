@@ -169,10 +169,11 @@ async def _queue_job(
             raise faxbox_id_error(str(fields["faxbox_id"])) from None
         fields = apply_faxbox_defaults(fields, faxbox)
 
-    parts = originals if originals is not None else await _checked_uploads(ctx, submission)
     region = str(faxbox.get("fax_region") or ctx.config.fax.default_region)
     guard = AddressGuard.from_config(ctx.config.fetch)
-    job = check_job_fields(fields, region, ctx.config, bool(parts), guard)
+    has_documents = bool(originals) or bool(submission.uploads)
+    job = check_job_fields(fields, region, ctx.config, has_documents, guard)
+    parts = originals if originals is not None else await _checked_uploads(ctx, submission)
     doc = await _store_job(ctx, account, job, parts)
 
     worker = ctx.components.get("worker")
