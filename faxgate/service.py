@@ -16,6 +16,7 @@ from faxgate.config import Config
 from faxgate.context import ServiceContext
 from faxgate.files import write_atomic
 from faxgate.logs import EventLogger
+from faxgate.notify import Notifier
 from faxgate.store import Store
 
 log = EventLogger("faxgate.service")
@@ -68,7 +69,9 @@ class Service:
 
     def _build_components(self) -> list[Component]:
         """Return the components to start before the HTTP API, in start order."""
-        return []
+        # The notifier starts first, so that layers started after it can call it
+        # through self.context.components["notifier"].
+        return [Notifier(self.context)]
 
     async def _start_http(self) -> None:
         app = create_app(self.context)

@@ -11,6 +11,7 @@ from faxgate.store.accounts import AccountsMixin
 from faxgate.store.base import InvalidStartKeyError, Page, PageRequest, StoreError
 from faxgate.store.faxboxes import FaxboxDomainTakenError, FaxboxesMixin
 from faxgate.store.faxes import FaxesMixin
+from faxgate.store.notifications import NotificationsMixin
 
 __all__ = [
     "FaxboxDomainTakenError",
@@ -22,5 +23,5 @@ __all__ = [
 ]
 
 
-class Store(AccountsMixin, FaxboxesMixin, FaxesMixin):
-    """faxgate's database: accounts, faxboxes, faxes, inbox and the smtplog."""
+class Store(AccountsMixin, FaxboxesMixin, FaxesMixin, NotificationsMixin):
+    """faxgate's database: accounts, faxboxes, faxes, inbox, the smtplog and notifications."""
