@@ -167,7 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.log.level, config.log.format)
 
     if args.command == "serve":
-        return asyncio.run(_serve(config))
+        try:
+            return asyncio.run(_serve(config))
+        except ConfigError as exc:
+            print(f"faxgate: invalid configuration: {exc.message}", file=sys.stderr)
+            return 2
     if args.command == "check-config":
         from dataclasses import asdict
 

@@ -199,7 +199,7 @@ class CallbackReceiver:
 
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.requests: list[CallbackRequest] = []
-        # Statuses to answer, in order; 200 once they run out.
+        # HTTP statuses of the next responses, in order. After them every response is 200.
         self.statuses = list(statuses or [])
         self._runner: web.AppRunner | None = None
         self.port = 0

@@ -158,10 +158,11 @@ async def test_failed_callback_is_retried(
 
 
 async def test_client_error_is_not_retried(
-    receiver: CallbackReceiver, harness: NotifierHarness
+    receiver: CallbackReceiver, harness: NotifierHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     receiver.statuses = [404]
-    box = faxbox(outbound={"callback": {"url": receiver.url()}})
+    box = faxbox(outbound={"callback": {"url": receiver.url("/hook?token=xyz")}})
     fax = outgoing_fax()
     await harness.notifier.fax_finished(harness.account_id, box, fax, None)
 
@@ -175,6 +176,10 @@ async def test_client_error_is_not_retried(
     assert len(receiver.requests) == 1
     assert row.last_error is not None
     assert "HTTP 404" in row.last_error
+    logged = faxgate_log_text(caplog)
+    assert "notify.rejected" in logged
+    assert "HTTP 404" in logged
+    assert "token=xyz" not in logged
 
 
 async def test_loopback_refused_without_allow_list(

@@ -251,7 +251,7 @@ async def test_inbound_mail_tiff_format(
     (image,) = parts["image/png"]
     preview = Image.open(io.BytesIO(image.get_content()))
     assert preview.width == 300
-    # 1728 x 1100 pixels at 204 x 98 dpi is a page about twice as tall as the pixels say.
+    # At 204 x 98 dpi each pixel is about twice as tall as wide, so the preview is taller.
     assert preview.height == round(1100 * (204 / 98) * 300 / 1728)
 
 
@@ -446,3 +446,22 @@ async def test_service_starts_notifier(tmp_path: Path, sink: SmtpSink) -> None:
 
     assert health["checks"]["notifier"] == {"status": "ok", "mail": "ok"}
     assert sink.messages[0].message["Subject"] == "Fax to +12125550123 sent"
+
+
+async def test_restart_sends_queued_and_cleans(tmp_path: Path, sink: SmtpSink) -> None:
+    fax = outgoing_fax()
+    port = free_port()
+    async with running_notifier(tmp_path, smtp_port=port) as running:
+        await running.notifier.fax_finished(running.account_id, None, fax, None)
+        (row,) = await running.store.list_notifications(fax_id=fax["id"])
+    payloads = tmp_path / "data" / "notifications"
+    # A payload written just before a crash, whose row was never saved.
+    (payloads / "0123456789abcdef0123456789abcdef.eml").write_bytes(b"orphan")
+
+    async with running_notifier(tmp_path, smtp_port=sink.port) as running:
+        await wait_for_mail(sink, 1)
+        await asyncio.sleep(0.3)
+
+    assert len(sink.messages) == 1
+    assert sink.messages[0].message["Message-ID"] == row.doc["message_id"]
+    assert list(payloads.iterdir()) == []

@@ -21,7 +21,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -38,7 +38,7 @@ DELIVERY_HEADER = "X-Faxgate-Delivery"
 JSON_BODY = "json"
 FORM_BODY = "www-url-form-encoded"
 
-# Answers worth trying again: timeout, too early, too many requests, and 5xx.
+# HTTP statuses worth retrying: timeout, too early, too many requests, and 5xx.
 _RETRY_STATUSES = frozenset({408, 425, 429})
 
 
@@ -71,6 +71,15 @@ def form_fields(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, "" if value is None else str(value))]
 
 
+def redact_url(url: str) -> str:
+    """Return `url` without user info, query and fragment, which may carry tokens."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     """Return the X-Faxgate-Signature value for `body` sent at `timestamp`."""
     signed = timestamp.encode("ascii") + b"." + body
@@ -92,8 +101,8 @@ class CallbackSender:
         """Send one request; redirects are not followed.
 
         Raises PermanentDeliveryError when the address is not allowed or the
-        receiver answers 3xx or 4xx (other than 408, 425 and 429), and
-        TemporaryDeliveryError on a network error, a timeout or another answer.
+        receiver responds with 3xx or 4xx (other than 408, 425 and 429), and
+        TemporaryDeliveryError on a network error, a timeout or another status.
         """
         try:
             await self._guard.check_url(url)
@@ -109,11 +118,11 @@ class CallbackSender:
         except AddressNotAllowedError as exc:
             raise PermanentDeliveryError(exc.message) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TemporaryDeliveryError(f"callback to {url} failed: {exc!r}") from exc
+            raise TemporaryDeliveryError(f"callback to {redact_url(url)} failed: {exc!r}") from exc
 
         if 200 <= status < 300:
             return
-        message = f"callback receiver {url} answered HTTP {status}"
+        message = f"callback receiver {redact_url(url)} responded with HTTP {status}"
         if status >= 500 or status in _RETRY_STATUSES:
             raise TemporaryDeliveryError(message)
         raise PermanentDeliveryError(message)

@@ -16,8 +16,8 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from faxgate.notify.templates import RenderedTemplate
 
 # Auto-Submitted values from RFC 3834: "auto-generated" marks mail that
-# software sends on an event, "auto-replied" mail sent in answer to a message.
-# Automatic responders such as vacation programs answer neither.
+# software sends on an event, "auto-replied" mail sent in reply to a message.
+# Automatic responders such as vacation programs reply to neither.
 AUTO_GENERATED = "auto-generated"
 AUTO_REPLIED = "auto-replied"
 
@@ -32,7 +32,7 @@ class Attachment:
 
 @dataclass
 class MailContent:
-    """What goes into every recipient's copy of one notification."""
+    """The content shared by every recipient's copy of one notification."""
 
     rendered: RenderedTemplate
     auto_submitted: str

@@ -1,11 +1,11 @@
 """Delivery of queued notifications: one loop per channel, retries with backoff.
 
 A failed attempt that may succeed later (smarthost down, 4xx reply, callback
-receiver unreachable or answering 5xx) keeps the notification queued and due
+receiver unreachable or responding with 5xx) keeps the notification queued and due
 again after `notify.retry_delay`, doubling per attempt up to
 `notify.retry_delay_max`. A notification still failing `notify.max_age`
 seconds after it was queued, or rejected for good (5xx reply, address not
-allowed, 4xx answer), ends in status failed with the reason, and its payload
+allowed, 4xx response), ends in status failed with the reason, and its payload
 file stays for a person to inspect.
 
 Delivery is at least once: a crash between the smarthost's or receiver's
@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from faxgate import __version__
 from faxgate.clock import Clock
@@ -32,6 +31,7 @@ from faxgate.notify.callbacks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     CallbackSender,
+    redact_url,
     signature,
 )
 from faxgate.notify.errors import (
@@ -45,7 +45,7 @@ from faxgate.store.notifications import Notification
 
 log = EventLogger("faxgate.notify")
 
-# Longest sleep of an idle loop; a safety net for rows queued by another process.
+# Maximum sleep of an idle loop. It is a safety net for rows queued by another process.
 IDLE_POLL_SECONDS = 60.0
 # Pause after an unexpected error in a loop, so that a broken store is not hammered.
 ERROR_PAUSE_SECONDS = 5.0
@@ -54,15 +54,6 @@ CALLBACK_BATCH = 20
 CALLBACK_CONCURRENCY = 4
 
 DeliverBatch = Callable[[list[Notification]], Awaitable[None]]
-
-
-def redact_url(url: str) -> str:
-    """Return `url` without user info, query and fragment, which may carry tokens."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def backoff_delay(config: NotifyConfig, attempts: int) -> float:

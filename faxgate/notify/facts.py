@@ -35,8 +35,8 @@ _HANGUP_CAUSES = {
     "RECOVERY_ON_TIMER_EXPIRE": "The telephone network did not respond in time.",
 }
 
-# NOTE: the engine's rx_result key for the calling station's id is not fixed
-# yet; these are the names in use by fax software that faxgate follows.
+# NOTE: the fax engine's rx_result key for the calling station's id is not
+# fixed yet. These are guesses, tried in order.
 _REMOTE_STATION_KEYS = ("remote_station_id", "fax_remote_station_id", "fax_sender_id")
 
 

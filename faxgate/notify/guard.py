@@ -5,8 +5,9 @@ faxgate send requests into the operator's own network (server-side request
 forgery). Loopback, private, link-local, cloud metadata and other non-global
 addresses are refused unless a network in `fetch.allow_networks` contains
 them. The rules are checked twice: on the URL before a request, and on every
-address the resolver returns while connecting, so a name that resolves to a
-public address at the check and a private one at connect time is still refused.
+address the resolver returns while connecting. So a name that resolves to a
+public address at the check and to a private one at connect time is still
+rejected.
 """
 
 from __future__ import annotations
@@ -107,11 +108,12 @@ class NetworkAddressGuard:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise AddressNotAllowedError(
-                f"callback URL {url!r} must start with http:// or https://", url=url
+                f"callback URL must start with http:// or https://, got {parts.scheme!r}",
+                url=url,
             )
         host = parts.hostname
         if not host:
-            raise AddressNotAllowedError(f"callback URL {url!r} has no host", url=url)
+            raise AddressNotAllowedError("callback URL has no host", url=url)
         for address in await self._resolve(host, parts.port, url):
             if not address_allowed(address, self.allow_networks):
                 raise _refusal(host, address, url)

@@ -69,7 +69,7 @@ _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass
 class _Notice:
-    """What one API call asks to send."""
+    """The notifications requested by one API call."""
 
     account_id: str
     fax_id: str
@@ -99,7 +99,11 @@ def parse_send_to(value: Any) -> list[str]:
     Domains are lower-cased and repeats are found ignoring case. Invalid
     entries are logged and dropped.
     """
-    entries = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    entries: list[Any] = []
+    if isinstance(value, str):
+        entries = [value]
+    elif isinstance(value, list):
+        entries = value
     addresses: list[str] = []
     seen: set[str] = set()
     for _, address in getaddresses([entry for entry in entries if isinstance(entry, str)]):
@@ -166,6 +170,7 @@ class Notifier:
     async def start(self) -> None:
         self._templates.check()
         self._payload_dir.mkdir(parents=True, exist_ok=True)
+        await self._remove_orphaned_payloads()
         resolver = GuardedResolver(self._ctx.config.fetch.allow_networks)
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver))
         sender = CallbackSender(self._http, self._guard, self._config.timeout)
@@ -266,8 +271,8 @@ class Notifier:
         """Queue the notifications of a received fax.
 
         Mail goes to the faxbox's `notifications.inbound.email.send_to` with
-        the PDF attached, or the TIFF when `attachment_format` is "tiff"; the
-        other format stands in when the chosen one is missing. The callback
+        the PDF attached, or the TIFF when `attachment_format` is "tiff". When
+        the chosen file is missing, the other one is attached. The callback
         goes to `notifications.inbound.callback`.
         """
         fax_id = _fax_id(fax)
@@ -305,9 +310,9 @@ class Notifier:
         Nothing is queued unless `sender_allowed`: the permission list of
         the faxbox admitted the sender. A forged sender address would
         otherwise receive mail it never caused (backscatter). `fax` is the
-        job or smtplog record; it needs `id` and may carry `to_number`,
+        job or smtplog record. It needs `id` and may carry `to_number`,
         `subject`, `created` and `message_id` (the mail's Message-ID, which
-        the notice answers). The notice has a null envelope sender, as
+        the notice names in In-Reply-To). The notice has a null envelope sender, as
         RFC 3834 advises for automatic responses, so that a bounce of it
         cannot start a mail loop.
         """
@@ -449,6 +454,17 @@ class Notifier:
             payload_path=relative,
             doc=doc,
         )
+
+    async def _remove_orphaned_payloads(self) -> None:
+        """Delete payload files that no row needs, left by a crash before the rows were saved."""
+        keep = await self._store.notification_payload_paths()
+        removed = 0
+        for path in self._payload_dir.iterdir():
+            if f"{PAYLOAD_FOLDER}/{path.name}" not in keep and path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("notify.orphans_removed", files=removed)
 
     def _remove_payloads(self, items: Sequence[NewNotification]) -> None:
         for item in items:

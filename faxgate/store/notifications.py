@@ -192,6 +192,13 @@ class NotificationsMixin(StoreBase):
         )
         return [_notification(row) for row in rows]
 
+    async def notification_payload_paths(self) -> set[str]:
+        """Return the payload paths of queued and failed notifications, which must stay."""
+        rows = await self.fetch_all(
+            "SELECT payload_path FROM notifications WHERE status IN (?, ?)", (QUEUED, FAILED)
+        )
+        return {str(row["payload_path"]) for row in rows}
+
     async def count_notifications(self, status: str) -> int:
         row = await self.fetch_one(
             "SELECT COUNT(*) AS n FROM notifications WHERE status = ?", (status,)
