@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,6 @@ class _Notice:
     callback_payload: dict[str, Any]
     envelope_sender: str
     content: MailContent | None = None
-    planned: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -397,14 +396,16 @@ class Notifier:
             return
         if any(channel == EMAIL for _, channel, _ in planned):
             notice.content = await build_content()
-        notice.planned = planned
 
         items: list[NewNotification] = []
         try:
             for key, channel, recipient in planned:
                 items.append(await self._write_payload(notice, key, channel, recipient))
             inserted = set(await self._store.queue_notifications(items))
-        except BaseException:
+        except Exception:
+            # The transaction rolled back, so no row points to these files. After
+            # a cancellation the commit may still have happened, so the files stay
+            # and the orphan sweep at the next start removes those no row needs.
             self._remove_payloads(items)
             raise
         self._remove_payloads([item for item in items if item.id not in inserted])
