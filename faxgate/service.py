@@ -16,6 +16,7 @@ from faxgate.config import Config
 from faxgate.context import ServiceContext
 from faxgate.files import write_atomic
 from faxgate.logs import EventLogger
+from faxgate.notify import Notifier
 from faxgate.smtp.server import SmtpGateway
 from faxgate.store import Store
 
@@ -72,7 +73,9 @@ class Service:
 
     def _build_components(self) -> list[Component]:
         """Return the components to start before the HTTP API, in start order."""
-        components: list[Component] = []
+        # The notifier starts first, so that layers started after it can call it
+        # through self.context.components["notifier"].
+        components: list[Component] = [Notifier(self.context)]
         if self.config.smtp.enabled:
             self._smtp = SmtpGateway(self.context)
             components.append(self._smtp)
