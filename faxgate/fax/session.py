@@ -102,6 +102,13 @@ class FaxSession:
         self._pages_counted = 0
         self._bad_rows_total = 0
         self._state = FaxState(calling_party, log_tag=log_tag)
+        try:
+            self._configure(station_id, ecm, modems)
+        except BaseException:
+            self._state.close()
+            raise
+
+    def _configure(self, station_id: str, ecm: bool, modems: Modem) -> None:
         t30 = self._state.t30
         t30.set_tx_ident(station_id)
         t30.set_ecm_capability(ecm)
@@ -219,9 +226,9 @@ class FaxSession:
                received_path: str | None = None) -> FaxResult:
         """Build the result of the finished call from spandsp's statistics.
 
-        A sender whose far end did not confirm every page has failed even if
-        T.30 reported OK, which happens when the line drops between pages;
-        its result code then becomes CALLDROPPED.
+        A sender whose far end did not confirm every page has failed, even if
+        T.30 reported OK. That happens when the line drops between pages, and
+        the result code then becomes CALLDROPPED.
         """
         stats = self.statistics()
         remote = self.remote_station_id()

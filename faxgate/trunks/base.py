@@ -1,8 +1,8 @@
 """The trunk interface: the pluggable place where a call leaves faxgate.
 
 A trunk takes a prepared class F TIFF, the sender's identity and a
-destination number, carries the call and returns what it measured. It knows
-nothing about jobs, accounts or HTTP. Calls arriving on a trunk go to the
+destination number, carries the call and returns what it measured. It has no
+notion of jobs, accounts or HTTP. Calls arriving on a trunk go to the
 InboundHandler that the application registers.
 """
 

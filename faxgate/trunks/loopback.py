@@ -130,7 +130,7 @@ def _unanswered_result(document: FaxTiffInfo, hangup_cause: str, seconds: float,
 
 
 def _failed_far_end_result(message: str) -> FaxResult:
-    """A receive result for a sink whose call broke inside faxgate."""
+    """Build the receive result for a sink whose call failed inside faxgate."""
     return FaxResult(
         success=False, result_code=RESULT_CODE_NO_T30, result_text="Internal error",
         error_message=message, pages_sent=0, pages_total=0, time_elapsed=0.0,
@@ -162,6 +162,7 @@ def _run_call(plan: _CallPlan, stop: threading.Event) -> _CallOutcome:
         if behaviour == BEHAVIOUR_VOICE:
             far_end = VoiceAnswerer()
         else:
+            plan.far_end_path.parent.mkdir(parents=True, exist_ok=True)
             far_session = FaxSession.receiver(plan.far_end_path,
                                               station_id=plan.far_end_station_id,
                                               ecm=plan.rule.ecm)
@@ -197,7 +198,7 @@ def _results(plan: _CallPlan, caller: FaxSession, far_session: FaxSession | None
     result = caller.result(time_elapsed=elapsed, call_duration=line_seconds,
                            received_path=received)
     # A sender on a real line never learns how many rows the far end could not
-    # decode; here the far end is ours, so its count is reported.
+    # decode. Here the far end runs in this process, so its count is reported.
     result.fax_bad_rows = max(result.fax_bad_rows, far_result.fax_bad_rows)
     return _CallOutcome(result, far_result)
 
@@ -310,7 +311,6 @@ class LoopbackTrunk(Trunk):
 
     def _received_path(self, destination: str) -> Path:
         folder = self.data_dir / "received"
-        folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         digits = "".join(c for c in destination if c.isdigit()) or "unknown"
         return folder / f"{stamp}-{digits}-{uuid.uuid4().hex[:8]}.tif"
@@ -345,7 +345,7 @@ class LoopbackTrunk(Trunk):
         try:
             await sink.on_complete(result)
         except Exception:
-            # The far end did receive the fax, so the sender's result stands.
+            # The far end did receive the fax, so the sender's result is unchanged.
             # The TIFF stays at far_end_path for a person to recover.
             logger.exception("loopback_inbound_delivery_failed destination=%s tiff_path=%s",
                              plan.destination, plan.far_end_path)
