@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import subprocess
 import sys
 import threading
@@ -169,3 +170,25 @@ def test_stop_event_hangs_up(tmp_path: Path) -> None:
     assert sender.finished
     assert result.success is False
     assert result.pages_sent == 0
+
+
+def test_unwritable_receive_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="faxgate.fax.spandsp")
+    sent = make_fax_tiff(tmp_path / "sent.tif", 1, "standard")
+    sender = FaxSession.sender(sent, validate_fax_tiff(sent), station_id="+1 202 555 0100")
+    receiver = FaxSession.receiver(tmp_path / "missing" / "received.tif",
+                                   station_id="+33 1 23 45")
+    try:
+        run_call(sender, receiver, impairment=None, max_seconds=600, stop=threading.Event())
+        sent_result = sender.result(time_elapsed=0.0, call_duration=1.0)
+        received_result = receiver.result(time_elapsed=0.0, call_duration=1.0)
+    finally:
+        sender.close()
+        receiver.close()
+
+    assert received_result.result_code == spandsp.T30Error.FILEERROR
+    assert received_result.success is False
+    assert sent_result.success is False
+    assert sent_result.pages_sent == 0
+    assert any("fax-rx Cannot open target TIFF file" in message
+               for message in caplog.messages)

@@ -363,6 +363,28 @@ async def test_cancelled_send_hangs_up(tmp_path: Path) -> None:
     assert sink.results[0].pages_received == 0
 
 
+async def test_close_hangs_up_calls(tmp_path: Path) -> None:
+    executor = GatedExecutor()
+    loopback = LoopbackTrunk(tmp_path / "data", [], channels=1, executor=executor)
+    sent = make_fax_tiff(tmp_path / "sent.tif", 2, "standard")
+    call = asyncio.create_task(loopback.send(sent, IDENTITY, "+4930901820"))
+    try:
+        assert await asyncio.to_thread(executor.started.acquire, timeout=30)
+        closing = asyncio.create_task(loopback.close())
+        await asyncio.sleep(0)  # close() tells the running call to stop before it waits
+        executor.gate.set()
+        await closing
+        result = await call
+    finally:
+        executor.gate.set()
+        executor.shutdown()
+
+    assert result.success is False
+    assert result.pages_sent == 0
+    assert result.hangup_cause == "line_error"
+    assert loopback.status()["channels_in_use"] == 0
+
+
 async def test_invalid_tiff_raises(trunk: LoopbackTrunk, tmp_path: Path) -> None:
     path = tmp_path / "letter.tif"
     path.write_bytes(b"%PDF-1.4 not a tiff")

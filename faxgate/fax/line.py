@@ -101,7 +101,7 @@ class _ImpairedPath:
 
 @dataclass(frozen=True)
 class CallOutcome:
-    """How the line part of a call went."""
+    """Line times and end reason of one simulated call."""
 
     caller_seconds: float
     """Line time from answer until the caller finished or was hung up."""

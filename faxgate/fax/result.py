@@ -1,4 +1,4 @@
-"""What one fax call measured, and its progress while it runs.
+"""Results of fax calls and progress reports while they run.
 
 `FaxResult.to_dict()` is the `tx_result` object of an outgoing fax and the
 `rx_result` object of a received one. Every figure comes from the T.30 engine
@@ -59,11 +59,13 @@ class FaxResult:
     the far end confirmed every page of the document. `time_elapsed` is wall
     clock seconds spent on the call and `call_duration` is line seconds. The
     two are equal on a real line and differ on a simulated one.
+    `fax_speed`, `fax_error_correction` and `encoding` describe how pages
+    moved, so they are 0, False and "" when no page did.
     `fax_bad_rows` counts rows the receiving side could not decode. A sender
-    on a real line cannot see them, so there it is 0 unless the trunk knows
+    on a real line cannot see them, so there it is 0 unless the trunk can read
     the far end's count, as the loopback trunk does.
     `received_path` is where the receiving side stored the image when the
-    trunk knows it (loopback calls, received faxes). It is a server path, so
+    trunk has it (loopback calls, received faxes). It is a server path, so
     `to_dict` leaves it out.
     """
 

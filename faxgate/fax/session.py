@@ -241,6 +241,9 @@ class FaxSession:
         if code == T30Error.OK and not complete:
             code = int(T30Error.CALLDROPPED)
         success = code == T30Error.OK
+        # spandsp reports its defaults (14400 bit/s, no coding) until a page
+        # moves, so the transfer fields count only once one has.
+        transferred = pages_done > 0
         text = spandsp.completion_code_text(code)
         hangup_cause = self._hangup_cause(code, remote, success)
         return FaxResult(
@@ -253,13 +256,13 @@ class FaxSession:
             pages_total=pages_total,
             time_elapsed=time_elapsed,
             call_duration=call_duration,
-            fax_speed=stats.bit_rate if pages_done or success else 0,
-            fax_error_correction=bool(stats.error_correcting_mode) and bool(remote),
+            fax_speed=stats.bit_rate if transferred else 0,
+            fax_error_correction=transferred and bool(stats.error_correcting_mode),
             fax_receiver_id=remote if self.sending else self._station_id(),
             fax_bad_rows=self._bad_rows_total,
             ecm_retries=stats.error_correcting_mode_retries,
             resolution=resolution_from_stats(stats) or self._document_resolution(),
-            encoding=encoding_from_stats(stats) if remote else "",
+            encoding=encoding_from_stats(stats) if transferred else "",
             hangup_cause=hangup_cause,
             remote_station_id=remote,
             pages_received=stats.pages_rx,

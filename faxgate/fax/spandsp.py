@@ -251,19 +251,23 @@ def _forward_log_message(level: int, text: bytes | None) -> None:
 # One handler for every state. It must outlive them all, so it lives at module level.
 _message_handler = _MESSAGE_FUNC(_forward_log_message)
 
+# span_log_set_tag keeps the pointer it is given, so each tag's buffer lives forever.
+_tag_buffers: dict[str, ctypes.Array[ctypes.c_char]] = {}
+
 
 def _configure_logging(logging_state: int | None, tag: str) -> None:
     """Forward spandsp's protocol warnings to Python logging, if DEBUG is on for this module.
 
-    spandsp writes to stderr by default. Level NONE keeps it silent and avoids a
-    callback per message, so it applies unless this module's logger shows DEBUG.
-    The level is read when a state is created.
+    spandsp states start at level NONE, which prints nothing and costs no
+    callback per message. The level is chosen when a state is created.
     """
     if not logging_state:
         return
     if logger.isEnabledFor(logging.DEBUG):
         level = int(LogLevel.PROTOCOL_WARNING) | _LOG_SHOW_TAG | _LOG_SHOW_PROTOCOL
-        _lib.span_log_set_tag(logging_state, tag.encode("ascii", "replace"))
+        buffer = _tag_buffers.setdefault(
+            tag, ctypes.create_string_buffer(tag.encode("ascii", "replace")))
+        _lib.span_log_set_tag(logging_state, buffer)
         _lib.span_log_set_message_handler(logging_state, _message_handler)
     else:
         level = int(LogLevel.NONE)

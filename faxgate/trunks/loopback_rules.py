@@ -52,7 +52,7 @@ class LoopbackRule:
 
     `snr_db` adds line loss and white noise at that signal-to-noise ratio
     (see `faxgate.fax.line.LineImpairment`); None is a clean line. `ecm`
-    says whether the far fax machine supports error correction mode.
+    sets whether the far fax machine supports error correction mode.
     `station_id` is the CSI it answers with; None uses the dialled number.
     Raises ConfigError naming the field when a value is invalid.
     """
