@@ -61,6 +61,18 @@ def test_missing_library_names_package() -> None:
     assert "apt-get install libspandsp2" in last_line
 
 
+def test_interface_imports_skip_library() -> None:
+    script = (
+        "import sys\n"
+        "import faxgate.fax.result, faxgate.fax.tiff, faxgate.trunks.base\n"
+        "print('faxgate.fax.spandsp' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                               text=True, cwd=Path(__file__).parent.parent, check=True)
+
+    assert completed.stdout.strip() == "False"
+
+
 def test_header_text_folds_accents() -> None:
     assert fax_header_ascii("Société Générale") == "Societe Generale"
     assert fax_header_ascii("Fax → Büro") == "Fax ? Buro"

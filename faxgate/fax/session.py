@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from faxgate.fax import spandsp
+from faxgate.fax.limits import MAX_PAGE_HEADER_LENGTH
 from faxgate.fax.result import (
     HANGUP_LINE_ERROR,
     HANGUP_NORMAL,
@@ -127,14 +128,15 @@ class FaxSession:
         """Create the side that sends `tiff_path`, a checked class F TIFF.
 
         `header_text` goes on a header line that spandsp adds above each
-        page. Raises ValueError if `station_id` is not ASCII of at most 20
-        characters or `header_text` is longer than 50 characters.
+        page, folded to ASCII and cut to 50 characters. Raises ValueError if
+        `station_id` is not ASCII of at most 20 characters.
         """
         session = cls(calling_party=calling_party, sending=True, station_id=station_id,
                       ecm=ecm, modems=modems, document=document, on_progress=on_progress,
                       log_tag="fax-tx")
         try:
-            session._state.t30.set_tx_page_header_info(fax_header_ascii(header_text))
+            header = fax_header_ascii(header_text)[:MAX_PAGE_HEADER_LENGTH]
+            session._state.t30.set_tx_page_header_info(header)
             session._state.t30.set_tx_file(tiff_path)
         except BaseException:
             session.close()
