@@ -122,7 +122,7 @@ def test_receive_result_counts_pages(tmp_path: Path) -> None:
 
     assert result.success
     assert result.pages_received == 3
-    assert result.pages_sent == 0
+    assert result.pages_sent == 3
     assert result.fax_receiver_id == "+33 1 23 45 67 89"
     assert result.remote_station_id == "+1 202 555 0100"
     assert result.received_path == str(received)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -137,6 +138,22 @@ async def test_busy_line(trunk: LoopbackTrunk, tmp_path: Path) -> None:
     assert result.pages_total == 2
     assert result.call_duration == pytest.approx(5.0)
     assert result.received_path is None
+
+
+async def test_call_events_logged(trunk: LoopbackTrunk, tmp_path: Path,
+                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="faxgate.trunks.loopback")
+    sent = make_fax_tiff(tmp_path / "sent.tif", 1, "standard")
+
+    await trunk.send(sent, IDENTITY, "+15550001234")
+
+    events = [(record.__dict__["event"], record.__dict__["context"])
+              for record in caplog.records if "event" in record.__dict__]
+    assert [event for event, _ in events] == ["loopback.call_started",
+                                              "loopback.call_finished"]
+    assert events[0][1]["behaviour"] == "busy"
+    assert events[1][1]["destination"] == "+15550001234"
+    assert events[1][1]["hangup_cause"] == "busy"
 
 
 async def test_no_answer(trunk: LoopbackTrunk, tmp_path: Path) -> None:

@@ -59,6 +59,9 @@ class FaxResult:
     the far end confirmed every page of the document. `time_elapsed` is wall
     clock seconds spent on the call and `call_duration` is line seconds. The
     two are equal on a real line and differ on a simulated one.
+    `pages_sent` counts the pages that crossed the line: confirmed by the
+    far end when sending, received when receiving. `pages_received` is the
+    same count on the receiving side and 0 on the sending side.
     `fax_speed`, `fax_error_correction` and `encoding` describe how pages
     moved, so they are 0, False and "" when no page did.
     `fax_bad_rows` counts rows the receiving side could not decode. A sender

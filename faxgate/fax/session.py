@@ -254,7 +254,7 @@ class FaxSession:
             result_text=text,
             error_message=self._error_message(success, hangup_cause, text, pages_done,
                                               pages_total),
-            pages_sent=stats.pages_tx,
+            pages_sent=pages_done,
             pages_total=pages_total,
             time_elapsed=time_elapsed,
             call_duration=call_duration,

@@ -104,6 +104,19 @@ class _CallOutcome:
     far_end_result: FaxResult | None
 
 
+def _log_event(level: int, event: str, *, exc_info: bool = False, **context: Any) -> None:
+    """Log `event` with key=value context.
+
+    The `event` and `context` record attributes are what faxgate's log
+    formatters print; the message carries the same for plain formatters.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    text = " ".join([event, *(f"{key}={value}" for key, value in context.items())])
+    logger.log(level, "%s", text, extra={"event": event, "context": context},
+               exc_info=exc_info)
+
+
 def _default_station_id(destination: str) -> str:
     """Return the CSI a far end answers with when its rule names none: its number."""
     candidate = destination[-20:]
@@ -177,8 +190,8 @@ def _run_call(plan: _CallPlan, stop: threading.Event) -> _CallOutcome:
         line = run_call(caller, far_end, impairment=impairment, max_seconds=max_seconds,
                         stop=stop)
         if line.timed_out:
-            logger.error("loopback_call_timed_out destination=%s line_seconds=%.0f",
-                         plan.destination, line.line_seconds)
+            _log_event(logging.ERROR, "loopback.call_timed_out", destination=plan.destination,
+                       line_seconds=round(line.line_seconds))
         return _results(plan, caller, far_session, line.caller_seconds,
                         time.perf_counter() - started)
     finally:
@@ -318,24 +331,26 @@ class LoopbackTrunk(Trunk):
     async def _carry(self, plan: _CallPlan, sink: InboundSink | None,
                      stop: threading.Event) -> FaxResult:
         loop = asyncio.get_running_loop()
-        logger.info("loopback_call_started destination=%s behaviour=%s pages=%d",
-                    plan.destination, plan.rule.behaviour, plan.document.pages)
+        _log_event(logging.INFO, "loopback.call_started", destination=plan.destination,
+                   behaviour=plan.rule.behaviour, pages=plan.document.pages)
         try:
             outcome = await loop.run_in_executor(self._executor, _run_call, plan, stop)
         except Exception as exc:
-            logger.exception("loopback_call_failed destination=%s", plan.destination)
+            _log_event(logging.ERROR, "loopback.call_failed", exc_info=True,
+                       destination=plan.destination, error=exc)
             if sink is not None:
                 await self._complete_sink(sink, plan, _failed_far_end_result(
                     f"The loopback call failed inside faxgate: {exc}"))
             raise TrunkError(f"the loopback call to {plan.destination} failed: {exc}") from exc
 
         result = outcome.result
-        logger.info("loopback_call_finished destination=%s success=%s result_code=%d "
-                    "pages_sent=%d pages_total=%d hangup_cause=%s line_seconds=%.1f "
-                    "wall_seconds=%.3f received_path=%s", plan.destination, result.success,
-                    result.result_code, result.pages_sent, result.pages_total,
-                    result.hangup_cause, result.call_duration, result.time_elapsed,
-                    result.received_path)
+        _log_event(logging.INFO, "loopback.call_finished", destination=plan.destination,
+                   success=result.success, result_code=result.result_code,
+                   pages_sent=result.pages_sent, pages_total=result.pages_total,
+                   hangup_cause=result.hangup_cause,
+                   line_seconds=round(result.call_duration, 1),
+                   wall_seconds=round(result.time_elapsed, 3),
+                   received_path=result.received_path)
         if sink is not None and outcome.far_end_result is not None:
             await self._complete_sink(sink, plan, outcome.far_end_result)
         return result
@@ -347,8 +362,8 @@ class LoopbackTrunk(Trunk):
         except Exception:
             # The far end did receive the fax, so the sender's result is unchanged.
             # The TIFF stays at far_end_path for a person to recover.
-            logger.exception("loopback_inbound_delivery_failed destination=%s tiff_path=%s",
-                             plan.destination, plan.far_end_path)
+            _log_event(logging.ERROR, "loopback.inbound_delivery_failed", exc_info=True,
+                       destination=plan.destination, tiff_path=plan.far_end_path)
 
     async def close(self) -> None:
         """Refuse new calls, hang up running ones and wait for them (bounded)."""
@@ -360,6 +375,6 @@ class LoopbackTrunk(Trunk):
             _done, pending = await asyncio.wait([task for task, _ in running],
                                                 timeout=CLOSE_TIMEOUT_SECONDS)
             if pending:
-                logger.error("loopback_close_timed_out running_calls=%d", len(pending))
+                _log_event(logging.ERROR, "loopback.close_timed_out", running_calls=len(pending))
         if self._own_executor:
             self._executor.shutdown(wait=False)
