@@ -3,13 +3,14 @@
 Sends a 2-page A4 letter at fine resolution (V.17 14,400 bit/s, ECM, T.6)
 through `LoopbackTrunk`, first as one call, then as one call per CPU core at
 the same time. In each round every caller sends --sequential faxes one
-after the other, so that a round lasts long enough to time. Prints
-simulated line seconds per wall second for both runs and the ratio of the
-two, and the same per CPU second of this process: on a machine that other
-programs keep busy, the CPU figure shows the engine's cost without the wait
-for a core. Each figure is the median of --repeat rounds. The wall time includes
-everything `LoopbackTrunk.send` does: checking the TIFF, setting up both
-ends, the audio exchange and writing the received TIFF.
+after the other, so that a round lasts long enough to time.
+
+Prints simulated line seconds per wall second for both runs and their
+ratio. It also prints line seconds per CPU second of this process, because
+on a machine that other programs keep busy the wall figures include the
+wait for a core. Each figure is the median of --repeat rounds. The wall
+time covers everything `LoopbackTrunk.send` does: checking the TIFF,
+setting up both ends, the audio exchange and writing the received TIFF.
 
 Usage: python bench/modem.py [--repeat N] [--sequential N] [--calls N]
 """

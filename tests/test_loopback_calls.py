@@ -388,7 +388,7 @@ async def test_close_hangs_up_calls(tmp_path: Path) -> None:
     try:
         assert await asyncio.to_thread(executor.started.acquire, timeout=30)
         closing = asyncio.create_task(loopback.close())
-        await asyncio.sleep(0)  # close() tells the running call to stop before it waits
+        await asyncio.sleep(0)  # close() sets the call's stop event before it waits
         executor.gate.set()
         await closing
         result = await call

@@ -53,7 +53,7 @@ class FaxProgress:
 
 @dataclass
 class FaxResult:
-    """What one fax call measured.
+    """The measurements of one fax call.
 
     `success` is true only when T.30 ended without error and, when sending,
     the far end confirmed every page of the document. `time_elapsed` is wall
