@@ -121,10 +121,10 @@ async def main() -> None:
           f"Python {platform.python_version()}, load average {load}")
     print(f"call: 2 A4 pages fine, {sample.fax_speed} bit/s, ECM {sample.fax_error_correction}, "
           f"{sample.encoding}, {sample.call_duration:.1f} s of line time")
-    print(f"one call:          {single[0]:8.1f} line seconds per wall second "
-          f"({single[1]:.1f} per CPU second)")
-    print(f"{args.calls} parallel calls: {parallel[0]:8.1f} line seconds per wall second "
-          f"({parallel[1]:.1f} per CPU second)")
+    for label, (wall_rate, cpu_rate) in (("one call", single),
+                                         (f"{args.calls} parallel calls", parallel)):
+        print(f"{label + ':':18} {wall_rate:8.1f} line seconds per wall second, "
+              f"{cpu_rate:.1f} per CPU second, {wall_rate / cpu_rate:.2f} cores busy")
     print(f"ratio parallel/one: {parallel[0] / single[0]:.2f}")
 
 
