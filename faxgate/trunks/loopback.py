@@ -80,6 +80,9 @@ end any real exchange well before this.
 """
 
 CLOSE_TIMEOUT_SECONDS: Final = 10.0
+
+# A faxbox on this server answers like a clean fax machine with ECM, whatever the rules say.
+_FAXBOX_RULE: Final = LoopbackRule(pattern="*")
 """How long `close` waits for running calls after telling them to hang up."""
 
 
@@ -273,8 +276,9 @@ class LoopbackTrunk(Trunk):
                    on_progress: ProgressCallback | None = None) -> FaxResult:
         """Fax `tiff_path` to the simulated far end for `destination`.
 
-        `on_progress` runs on the event loop. Cancelling the call hangs up
-        both ends; a faxbox sink still gets its on_complete.
+        Waits for a free channel first. `on_progress` runs on the event
+        loop. Cancelling the call hangs up both ends, and a faxbox sink
+        still gets its on_complete.
         """
         if self._closed:
             raise TrunkError("the loopback trunk is closed; no more calls can be placed")
@@ -292,7 +296,7 @@ class LoopbackTrunk(Trunk):
                           on_progress: ProgressCallback | None) -> FaxResult:
         loop = asyncio.get_running_loop()
         sink = await self._offer(destination, identity.caller_id)
-        rule = match_rule((), destination) if sink is not None else self.rule_for(destination)
+        rule = _FAXBOX_RULE if sink is not None else self.rule_for(destination)
         plan = _CallPlan(
             tiff_path=tiff_path, document=document, identity=identity,
             destination=destination, rule=rule,
