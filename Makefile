@@ -8,8 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := libspandsp2
 # Test-only tools: OCR and Ghostscript for the benchmarks, swaks for one SMTP
-# test, systemd for `systemd-analyze verify` on the unit file.
-TEST_SYSTEM_PACKAGES := tesseract-ocr ghostscript swaks systemd
+# test, systemd for `systemd-analyze verify` on the unit file, openssl for the
+# notifier tests' self-signed smarthost certificate.
+TEST_SYSTEM_PACKAGES := tesseract-ocr ghostscript swaks systemd openssl
 
 .PHONY: run test lint typecheck unit system-deps test-system-deps bench clean
 

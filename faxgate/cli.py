@@ -96,7 +96,19 @@ async def _with_store(
     try:
         if action == "account-create":
             account, api_key = await store.create_account(argument or "")
-            return {"account_id": account["id"], "api_key": api_key}
+            return {
+                "account_id": account["id"],
+                "api_key": api_key,
+                "callback_secret": await store.get_callback_secret(account["id"]),
+            }
+        if action in ("callback-secret-show", "callback-secret-rotate"):
+            if action == "callback-secret-rotate":
+                secret = await store.rotate_callback_secret(argument or "")
+            else:
+                secret = await store.get_callback_secret(argument or "")
+            if secret is None:
+                raise ConfigError(f"account {argument} not found")
+            return {"account_id": argument, "callback_secret": secret}
         if action == "account-list":
             return await store.list_accounts()
         if action == "smtplog":
@@ -131,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     create = account.add_parser("create", help="create an account and print its API key as JSON")
     create.add_argument("name", help="account name")
     account.add_parser("list", help="list accounts as JSON")
+    secret = account.add_parser(
+        "callback-secret",
+        help="print the key that signs the account's callbacks (X-Faxgate-Signature)",
+    )
+    secret.add_argument("account_id", help="32-hex account id")
+    secret.add_argument(
+        "--rotate", action="store_true", help="replace the key first; the old one stops working"
+    )
 
     apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(
         dest="apikey_command", required=True
@@ -163,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.log.level, config.log.format)
 
     if args.command == "serve":
-        return asyncio.run(_serve(config))
+        try:
+            return asyncio.run(_serve(config))
+        except ConfigError as exc:
+            print(f"faxgate: invalid configuration: {exc.message}", file=sys.stderr)
+            return 2
     if args.command == "check-config":
         from dataclasses import asdict
 
@@ -180,9 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(entries, indent=2, ensure_ascii=False))
         return 0
 
+    secret_action = "callback-secret-rotate" if getattr(args, "rotate", False) else (
+        "callback-secret-show"
+    )
     action = {
         ("account", "create"): ("account-create", getattr(args, "name", None)),
         ("account", "list"): ("account-list", None),
+        ("account", "callback-secret"): (secret_action, getattr(args, "account_id", None)),
         ("apikey", "rotate"): ("apikey-rotate", getattr(args, "account_id", None)),
     }[(args.command, getattr(args, "account_command", None) or args.apikey_command)]
     try:

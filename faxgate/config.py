@@ -17,6 +17,7 @@ import types
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -148,15 +149,31 @@ class LoopbackConfig:
 
 @dataclass
 class NotifyConfig:
+    # Host that relays notification mail; empty sends no mail (callbacks still go).
     smarthost: str = ""
     port: int = 25
     # "none", "starttls" or "tls" (implicit TLS).
     security: str = "starttls"
+    # PEM file of CA certificates that the smarthost's certificate must chain
+    # to; empty uses the system's CA store.
+    ca_file: str = ""
     username: str = ""
     password: str = ""
     sender: str = "faxgate@localhost"
+    # Seconds before a failed delivery is tried again; the delay doubles per
+    # attempt up to retry_delay_max.
     retry_delay: float = 60.0
     retry_delay_max: float = 3600.0
+    # Seconds after which a notification that still fails is given up and
+    # marked failed.
+    max_age: float = 5 * 24 * 3600.0
+    # Seconds an SMTP step or a callback request may take.
+    timeout: float = 60.0
+    # Larger fax documents are not attached to notification mail.
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    # Folder of editable templates. A relative path is taken from the folder
+    # of the configuration file (else the working directory). A template
+    # missing there comes from the built-in set; empty uses only the built-in set.
     templates_dir: str = ""
 
 
@@ -224,7 +241,14 @@ def load_config(
         )
 
     _validate(config)
+    _resolve_templates_dir(config, path)
     return config
+
+
+def _resolve_templates_dir(config: Config, path: Path | None) -> None:
+    templates_dir = config.notify.templates_dir
+    if templates_dir and path is not None and not Path(templates_dir).is_absolute():
+        config.notify.templates_dir = str(path.resolve().parent / templates_dir)
 
 
 def _apply_table(section_name: str, section: Any, table: dict[str, Any]) -> None:
@@ -367,6 +391,7 @@ def _validate(config: Config) -> None:
         "notify.security",
         f"must be 'none', 'starttls' or 'tls', got {config.notify.security!r}",
     )
+    _validate_notify(config.notify)
     _require(
         config.log.format in ("text", "json"),
         "log.format",
@@ -405,6 +430,41 @@ def _validate(config: Config) -> None:
     )
     _require(bool(config.smtp.default_domain), "smtp.default_domain", "must not be empty")
     config.smtp.default_domain = config.smtp.default_domain.lower()
+
+
+def _validate_notify(notify: NotifyConfig) -> None:
+    _require(
+        0 < notify.port <= 65535,
+        "notify.port",
+        f"must be a port number from 1 to 65535, got {notify.port}",
+    )
+    for key, seconds in (
+        ("notify.retry_delay", notify.retry_delay),
+        ("notify.max_age", notify.max_age),
+        ("notify.timeout", notify.timeout),
+    ):
+        _require(seconds > 0, key, f"must be greater than 0, got {seconds}")
+    _require(
+        notify.retry_delay_max >= notify.retry_delay,
+        "notify.retry_delay_max",
+        f"must be at least notify.retry_delay ({notify.retry_delay}), got {notify.retry_delay_max}",
+    )
+    _require(
+        notify.max_attachment_bytes >= 0,
+        "notify.max_attachment_bytes",
+        f"must not be negative, got {notify.max_attachment_bytes}",
+    )
+    _require(
+        bool(notify.username) or not notify.password,
+        "notify.password",
+        "is set but notify.username is empty; set both or neither",
+    )
+    _, sender = parseaddr(notify.sender)
+    _require(
+        "@" in sender,
+        "notify.sender",
+        f"must be a mail address such as faxgate@example.com, got {notify.sender!r}",
+    )
 
 
 def check_timezone(name: str) -> bool:

@@ -27,6 +27,7 @@ from faxgate.jobs import (
     build_trunk,
 )
 from faxgate.logs import EventLogger
+from faxgate.notify import Notifier
 from faxgate.smtp.server import SmtpGateway
 from faxgate.store import Store
 from faxgate.worker import Worker
@@ -104,12 +105,15 @@ class Service:
 
     def _build_components(self) -> list[Component]:
         """Return the components to start before the HTTP API, in start order."""
+        # The notifier starts first, so that layers started after it can call it
+        # through self.context.components["notifier"].
+        components: list[Component] = [Notifier(self.context)]
         pipeline = self._pipeline or build_pipeline(self.config)
         self.context.pipeline = pipeline
         dialer = self._dialer or TrunkDialer(self._trunk or build_trunk(self.config))
         extractor = self._extractor or build_extractor(self.config)
         fetcher = Fetcher(self.config.fetch, user_agent=f"faxgate/{__version__}")
-        components: list[Component] = [Worker(self.context, dialer, pipeline, extractor, fetcher)]
+        components.append(Worker(self.context, dialer, pipeline, extractor, fetcher))
         if self.config.smtp.enabled:
             self._smtp = SmtpGateway(self.context)
             components.append(self._smtp)

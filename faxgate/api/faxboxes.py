@@ -23,22 +23,37 @@ _SEND_TO = {
         {"type": "array", "items": {"type": "string", "minLength": 1}},
     ]
 }
-_NOTIFICATION = {
-    "type": "object",
-    "properties": {
-        "email": {"type": "object", "properties": {"send_to": _SEND_TO}},
-        "sms": {"type": "object", "properties": {"send_to": _SEND_TO}},
-        "callback": {
-            "type": "object",
-            "required": ["url"],
-            "properties": {
-                "url": {"type": "string", "minLength": 1, "pattern": "^https?://"},
-                "method": {"type": "string", "enum": ["post", "put"]},
-                "type": {"type": "string", "enum": ["json", "www-url-form-encoded"]},
+_EMAIL_PROPERTIES: dict[str, Any] = {
+    "send_to": _SEND_TO,
+    # false leaves the fax document and its first-page image out of the mail (privacy).
+    "attach_document": {"type": "boolean"},
+}
+
+
+def _notification(email_properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "email": {"type": "object", "properties": email_properties},
+            "sms": {"type": "object", "properties": {"send_to": _SEND_TO}},
+            "callback": {
+                "type": "object",
+                "required": ["url"],
+                "properties": {
+                    "url": {"type": "string", "minLength": 1, "pattern": "^https?://"},
+                    "method": {"type": "string", "enum": ["post", "put"]},
+                    "type": {"type": "string", "enum": ["json", "www-url-form-encoded"]},
+                },
             },
         },
-    },
-}
+    }
+
+
+_INBOUND_NOTIFICATION = _notification(
+    # Format of the received fax attached to inbound mail; default pdf.
+    {**_EMAIL_PROPERTIES, "attachment_format": {"type": "string", "enum": ["pdf", "tiff"]}}
+)
+_OUTBOUND_NOTIFICATION = _notification(_EMAIL_PROPERTIES)
 
 FAXBOX_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -76,7 +91,7 @@ FAXBOX_SCHEMA: dict[str, Any] = {
         "retries": {"type": "integer", "minimum": 0, "maximum": 4},
         "notifications": {
             "type": "object",
-            "properties": {"inbound": _NOTIFICATION, "outbound": _NOTIFICATION},
+            "properties": {"inbound": _INBOUND_NOTIFICATION, "outbound": _OUTBOUND_NOTIFICATION},
         },
         # Keep a failed reception (no page received) in the inbox.
         "keep_failed_receptions": {"type": "boolean"},

@@ -12,6 +12,7 @@ from faxgate.store.base import InvalidStartKeyError, Page, PageRequest, StoreErr
 from faxgate.store.faxboxes import FaxboxDomainTakenError, FaxboxesMixin
 from faxgate.store.faxes import FaxesMixin
 from faxgate.store.inbox import InboxMixin
+from faxgate.store.notifications import NotificationsMixin
 from faxgate.store.smtplog import SmtpLogMixin
 
 __all__ = [
@@ -24,5 +25,7 @@ __all__ = [
 ]
 
 
-class Store(AccountsMixin, FaxboxesMixin, InboxMixin, FaxesMixin, SmtpLogMixin):
-    """faxgate's database: accounts, faxboxes, faxes, inbox and the smtplog."""
+class Store(
+    AccountsMixin, FaxboxesMixin, InboxMixin, FaxesMixin, SmtpLogMixin, NotificationsMixin
+):
+    """faxgate's database: accounts, faxboxes, faxes, inbox, the smtplog and notifications."""

@@ -55,6 +55,21 @@ class AccountsMixin(StoreBase):
         )
         return dict(row) if row else None
 
+    async def get_callback_secret(self, account_id: str) -> str | None:
+        """Return the key that signs the account's callbacks; None if no such account."""
+        row = await self.fetch_one(
+            "SELECT callback_secret FROM accounts WHERE id = ?", (account_id,)
+        )
+        return str(row["callback_secret"]) if row else None
+
+    async def rotate_callback_secret(self, account_id: str) -> str | None:
+        """Replace the account's callback secret; return the new one, or None if no such account."""
+        secret = new_secret()
+        changed = await self.execute(
+            "UPDATE accounts SET callback_secret = ? WHERE id = ?", (secret, account_id)
+        )
+        return secret if changed else None
+
     async def list_accounts(self) -> list[dict[str, Any]]:
         rows = await self.fetch_all("SELECT id, name, created FROM accounts ORDER BY created, id")
         return [dict(row) for row in rows]
