@@ -15,11 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from faxgate.clock import from_gregorian, to_gregorian
 from faxgate.config import Config
 from faxgate.errors import ConfigError, DocumentError
+from faxgate.fax.result import FaxProgress
 from faxgate.files import write_atomic
+from faxgate.ids import month_id
 from faxgate.smtp.mime import ExtractOptions, UnreadableMessageError, extract_documents
-from faxgate.store.faxes import ORIGINAL, FaxFile
+from faxgate.store.faxes import ATTACHING_FILES, ORIGINAL, OUTBOX, OUTGOING, PENDING, FaxFile
+from faxgate.trunks.base import FaxIdentity, Trunk
+from faxgate.trunks.loopback import LoopbackTrunk
+from faxgate.trunks.loopback_rules import parse_rules
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,31 @@ _EXTENSIONS = {
 }
 
 
+def outbox_id(row: dict[str, Any]) -> str:
+    """Return the month-scoped id `YYYYMM-<32 hex>` of a fax row, from its creation time."""
+    return month_id(from_gregorian(row["created"]), row["id"])
+
+
+def fax_view(row: dict[str, Any], folder: str = OUTGOING) -> dict[str, Any]:
+    """Return the API document of a fax row (with `doc` decoded) as `folder` serves it."""
+    view = dict(row["doc"])
+    view.update(
+        id=outbox_id(row) if folder == OUTBOX else row["id"],
+        status=row["status"],
+        attempts=row["attempts"],
+        retries=row["retries"],
+        created=row["created"],
+        modified=row["modified"],
+    )
+    for key in ("delivered", "pages", "progress"):
+        if row.get(key) is not None:
+            view[key] = row[key]
+    waiting = row["status"] in (ATTACHING_FILES, PENDING) and row.get("lease_owner") is None
+    if waiting and row["attempts"] > 0:
+        view["retry_after"] = to_gregorian(row["due"])
+    return view
+
+
 def job_dir(job_id: str) -> Path:
     """Return the folder of a job's files, relative to the data directory."""
     return Path("faxes") / job_id
@@ -192,14 +223,13 @@ def remove_files(data_dir: Path, files: list[FaxFile]) -> None:
             folder.rmdir()
 
 
-# The real parts. The fax engine and the document pipeline are imported when
-# the service builds them.
+# The real parts. The document pipeline is imported when the service builds it.
 
 
 class TrunkDialer:
     """A `Dialer` over a fax engine trunk (`faxgate.trunks.base.Trunk`)."""
 
-    def __init__(self, trunk: Any) -> None:
+    def __init__(self, trunk: Trunk) -> None:
         self.trunk = trunk
 
     async def send(
@@ -209,8 +239,6 @@ class TrunkDialer:
         destination: str,
         on_progress: Callable[[CallProgress], None],
     ) -> CallOutcome:
-        from faxgate.trunks.base import FaxIdentity
-
         fax_identity = FaxIdentity(
             station_id=identity.station_id,
             header_text=identity.header_text,
@@ -218,7 +246,7 @@ class TrunkDialer:
             caller_name=identity.caller_name,
         )
 
-        def report(progress: Any) -> None:
+        def report(progress: FaxProgress) -> None:
             on_progress(CallProgress(progress.pages_done, progress.pages_total))
 
         result = await self.trunk.send(tiff_path, fax_identity, destination, report)
@@ -238,13 +266,10 @@ class TrunkDialer:
         await self.trunk.close()
 
 
-def build_trunk(config: Config) -> Any:
+def build_trunk(config: Config) -> Trunk:
     """Build the trunk that `fax.trunk` names."""
     if config.fax.trunk != "loopback":
         raise ConfigError(f"fax.trunk: unknown trunk {config.fax.trunk!r}; known: 'loopback'")
-    from faxgate.trunks.loopback import LoopbackTrunk
-    from faxgate.trunks.loopback_rules import parse_rules
-
     return LoopbackTrunk(
         config.data_dir, parse_rules(config.loopback.rules), channels=config.fax.channels
     )

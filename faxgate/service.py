@@ -30,6 +30,7 @@ from faxgate.logs import EventLogger
 from faxgate.notify import Notifier
 from faxgate.smtp.server import SmtpGateway
 from faxgate.store import Store
+from faxgate.trunks.base import Trunk
 from faxgate.worker import Worker
 
 log = EventLogger("faxgate.service")
@@ -62,7 +63,7 @@ class Service:
         config: Config,
         clock: Clock | None = None,
         *,
-        trunk: Any = None,
+        trunk: Trunk | None = None,
         dialer: Dialer | None = None,
         pipeline: DocumentPipeline | None = None,
         extractor: MailExtractor | None = None,

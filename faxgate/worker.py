@@ -36,6 +36,7 @@ from faxgate.jobs import (
     PageHeader,
     RenderedFax,
     SourceDocument,
+    fax_view,
     job_dir,
     write_originals,
 )
@@ -45,6 +46,7 @@ from faxgate.store.faxes import (
     COMPLETED,
     FAILED,
     ORIGINAL,
+    OUTBOX,
     PDF,
     PENDING,
     PROCESSING,
@@ -578,6 +580,25 @@ class Worker:
             error=end.attempt.get("error_message", ""),
             retry_in=end.attempt.get("retry_in", ""),
         )
+        if end.status in (COMPLETED, FAILED):
+            await self._notify(attempt)
+
+    async def _notify(self, attempt: Attempt) -> None:
+        """Queue the result notifications of a finished job; a failure only logs."""
+        notifier = self.ctx.components.get("notifier")
+        if notifier is None:
+            return
+        job = attempt.job
+        try:
+            row = await self.ctx.store.get_fax_row(job.account_id, job.id)
+            pdfs = await self.ctx.store.list_fax_files(job.id, PDF)
+            pdf_path = self.data_dir / pdfs[0].path if pdfs else None
+            faxbox = await self._faxbox(job)
+            await notifier.fax_finished(
+                job.account_id, faxbox or None, fax_view(row, OUTBOX), pdf_path
+            )
+        except Exception as exc:  # the fax is finished either way
+            attempt.log.exception("job.notify_failed", error=exc)
 
     async def _abandon(self, attempt: Attempt) -> None:
         """End an attempt cut off by shutdown: hand it back, or fail it if the call had started."""

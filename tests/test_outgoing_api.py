@@ -445,3 +445,26 @@ async def test_waiting_job_shows_retry_time(start: Factory, http: aiohttp.Client
     assert job_view["attempts"] == 1
     assert job_view["tx_result"]["error_message"] == "the line is busy"
     assert 59 <= job_view["retry_after"] - job_view["modified"] <= 61
+
+
+async def test_finished_fax_notifies_sender(start: Factory, http: aiohttp.ClientSession) -> None:
+    # Mail is queued only with a smarthost; nothing listens on this port, so
+    # delivery is deferred and the queued notification stays visible.
+    smarthost = {"smarthost": "127.0.0.1", "port": 9, "security": "none"}
+    service = await start(StandInDialer(busy=(TO,)), notify=smarthost)
+    client = await client_for(service, http)
+    fields = {"retries": 2, "notifications": {"email": {"send_to": "ops@example.com"}}}
+    with aiohttp.MultipartWriter("mixed") as writer:
+        writer.append_json(job(**fields))
+        writer.append(make_pdf(1), {"Content-Type": "application/pdf"})
+        _status, body = await client.request("PUT", client.account_path("/faxes"), data=writer)
+
+    fax = await finished(client, body["data"]["id"])
+
+    async def queued() -> list[Any]:
+        return await service.store.list_notifications(fax_id=fax["id"])
+
+    notifications = await wait_for(queued)
+    assert [item.recipient for item in notifications] == ["ops@example.com"]
+    assert notifications[0].event == "outbound_failed"
+    assert fax["attempts"] == 2

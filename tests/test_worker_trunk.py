@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faxgate.fax.result import FaxResult
-from faxgate.trunks.base import FaxIdentity, InboundHandler, ProgressCallback, Trunk
-from faxgate.trunks.loopback import LoopbackTrunk
-from faxgate.trunks.loopback_rules import parse_rules
 
+from faxgate.fax.result import FaxResult
 from faxgate.jobs import ExtractedPart, write_originals
 from faxgate.service import Service
 from faxgate.store.faxes import PENDING, NewFax
+from faxgate.trunks.base import FaxIdentity, InboundHandler, ProgressCallback, Trunk
+from faxgate.trunks.loopback import LoopbackTrunk
+from faxgate.trunks.loopback_rules import parse_rules
 from tests.conftest import make_config, wait_for
 from tests.outgoing_support import StandInPipeline, make_pdf
 

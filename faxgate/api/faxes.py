@@ -30,12 +30,18 @@ from faxgate.api.submissions import (
     read_submission,
 )
 from faxgate.api.validation import field_error, page_request, read_json_object
-from faxgate.clock import from_gregorian, to_gregorian
 from faxgate.context import ServiceContext
 from faxgate.errors import FaxgateError, NotFoundError
 from faxgate.fetch import AddressGuard
-from faxgate.ids import is_hex_id, month_id, split_month_id
-from faxgate.jobs import ExtractedPart, job_dir, remove_files, write_originals
+from faxgate.ids import is_hex_id, split_month_id
+from faxgate.jobs import (
+    ExtractedPart,
+    fax_view,
+    job_dir,
+    outbox_id,
+    remove_files,
+    write_originals,
+)
 from faxgate.logs import EventLogger
 from faxgate.store import Page
 from faxgate.store.faxes import (
@@ -58,30 +64,6 @@ _ATTACHMENT_FORMATS = ("pdf", "tiff", "original")
 
 
 # Views.
-
-
-def outbox_id(row: dict[str, Any]) -> str:
-    return month_id(from_gregorian(row["created"]), row["id"])
-
-
-def job_view(row: dict[str, Any], folder: str = OUTGOING) -> dict[str, Any]:
-    """Return the API document of a job row (with `doc` decoded)."""
-    view = dict(row["doc"])
-    view.update(
-        id=outbox_id(row) if folder == OUTBOX else row["id"],
-        status=row["status"],
-        attempts=row["attempts"],
-        retries=row["retries"],
-        created=row["created"],
-        modified=row["modified"],
-    )
-    for key in ("delivered", "pages", "progress"):
-        if row.get(key) is not None:
-            view[key] = row[key]
-    waiting = row["status"] in (ATTACHING_FILES, PENDING) and row.get("lease_owner") is None
-    if waiting and row["attempts"] > 0:
-        view["retry_after"] = to_gregorian(row["due"])
-    return view
 
 
 def _listing_row(row: dict[str, Any], folder: str) -> dict[str, Any]:
@@ -151,7 +133,7 @@ async def create_outgoing(request: web.Request) -> web.Response:
     if faxbox_id is not None:
         submission.fields["faxbox_id"] = faxbox_id
     row = await _queue_job(request, submission, originals=None)
-    return success(request, job_view(row), status=201)
+    return success(request, fax_view(row), status=201)
 
 
 async def _queue_job(
@@ -245,11 +227,11 @@ async def _list(request: web.Request, folder: str) -> web.Response:
 
 
 async def get_outgoing(request: web.Request) -> web.Response:
-    return success(request, job_view(await _outgoing_row(request)))
+    return success(request, fax_view(await _outgoing_row(request)))
 
 
 async def get_outbox(request: web.Request) -> web.Response:
-    return success(request, job_view(await _outbox_row(request), OUTBOX))
+    return success(request, fax_view(await _outbox_row(request), OUTBOX))
 
 
 # Outbox actions.
@@ -280,7 +262,7 @@ async def update_outbox(request: web.Request) -> web.Response:
     new_row = await _queue_job(request, Submission(fields), originals)
     log.info("fax.resubmitted", account_id=account_id(request), job_id=new_row["id"],
              source_id=row["id"])
-    return success(request, job_view(new_row), status=201)
+    return success(request, fax_view(new_row), status=201)
 
 
 async def _copy_originals(request: web.Request, fax_id: str) -> list[ExtractedPart]:
@@ -363,7 +345,7 @@ async def delete_attachment(request: web.Request) -> web.Response:
     files = await ctx.store.delete_fax_files(row["id"])
     await asyncio.to_thread(_remove_job_files, ctx.config.data_dir, row["id"], files)
     log.info("fax.attachment_deleted", account_id=account_id(request), job_id=row["id"])
-    return success(request, job_view(await _outbox_row(request), OUTBOX))
+    return success(request, fax_view(await _outbox_row(request), OUTBOX))
 
 
 async def delete_outbox(request: web.Request) -> web.Response:
@@ -372,7 +354,7 @@ async def delete_outbox(request: web.Request) -> web.Response:
     files = await ctx.store.delete_fax(account_id(request), row["id"], OUTBOX)
     await asyncio.to_thread(_remove_job_files, ctx.config.data_dir, row["id"], files)
     log.info("fax.deleted", account_id=account_id(request), job_id=row["id"])
-    return success(request, job_view(row, OUTBOX))
+    return success(request, fax_view(row, OUTBOX))
 
 
 def _remove_job_files(data_dir: Path, fax_id: str, files: list[FaxFile]) -> None:
