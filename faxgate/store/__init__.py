@@ -11,6 +11,7 @@ from faxgate.store.accounts import AccountsMixin
 from faxgate.store.base import InvalidStartKeyError, Page, PageRequest, StoreError
 from faxgate.store.faxboxes import FaxboxDomainTakenError, FaxboxesMixin
 from faxgate.store.faxes import FaxesMixin
+from faxgate.store.stats import StatsMixin
 
 __all__ = [
     "FaxboxDomainTakenError",
@@ -22,5 +23,5 @@ __all__ = [
 ]
 
 
-class Store(AccountsMixin, FaxboxesMixin, FaxesMixin):
+class Store(AccountsMixin, FaxboxesMixin, FaxesMixin, StatsMixin):
     """faxgate's database: accounts, faxboxes, faxes, inbox and the smtplog."""
