@@ -41,7 +41,7 @@ log = EventLogger("faxgate.metrics")
 # The `_created` series give each counter's creation time, which Prometheus
 # does not need for rate(); without them the exposition is half as long.
 # The switch is global to prometheus_client, so it applies to every registry.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client 0.26 leaves it unannotated
 
 # Statuses listed so that each one has a series even at zero.
 FAX_STATUSES = (*QUEUED_STATES, *FINISHED_STATES)
