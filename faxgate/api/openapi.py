@@ -311,7 +311,7 @@ _FAXBOX_OBJECT: Schema = {
 
 OPERATIONS: list[Operation] = [
     Operation("put", "/v2/api_auth", "Trade an API key for an auth token", "auth",
-              API_AUTH_DATA, 201, API_AUTH,
+              API_AUTH_DATA, 201, API_AUTH, errors=(401,),
               description="The token is in the response's top-level auth_token."),
     Operation("get", _ACCOUNT + "/faxboxes", "List faxboxes", "faxboxes",
               {"type": "array", "items": _FAXBOX_OBJECT}, listing=True),
