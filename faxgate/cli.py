@@ -48,16 +48,24 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     reloads: set[asyncio.Task[Any]] = set()
+    started = asyncio.Event()
+
+    async def reload_when_started() -> None:
+        # A SIGHUP during start-up waits, so that systemd never hears
+        # READY=1 from a reload before the listeners are up.
+        await started.wait()
+        await service.reload_from(lambda: _load(args))
 
     def request_reload() -> None:
         log.info("config.reload_requested", signal="SIGHUP")
-        task = asyncio.create_task(service.reload_from(lambda: _load(args)), name="config.reload")
+        task = asyncio.create_task(reload_when_started(), name="config.reload")
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, request_reload)
 
     await service.start()
+    started.set()
     try:
         if config.demo.enabled:
             await _create_demo(service)

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from faxgate.api.app import create_app
 from faxgate.logs import EventLogger, JsonFormatter, TextFormatter
+from faxgate.service import Service
 from tests.conftest import REPO, ApiClient, ServerProcess
 
 
@@ -148,3 +151,40 @@ async def test_request_event_has_ids(tmp_path: Path, http: aiohttp.ClientSession
     assert requests[0]["account_id"] == created["account_id"]
     assert requests[0]["status"] == 200
     assert requests[0]["peer"] == "127.0.0.1"
+
+
+async def test_unhandled_error_logged(
+    service: Service, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(_request: web.Request) -> web.Response:
+        raise RuntimeError("disk on fire")
+
+    app = create_app(service.context)
+    app.router.add_get("/broken", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        with caplog.at_level(logging.ERROR, logger="faxgate.api"):
+            async with http.get(
+                f"http://127.0.0.1:{port}/broken", headers={"X-Request-ID": "req-500"}
+            ) as response:
+                status = response.status
+                body = await response.json()
+    finally:
+        await runner.cleanup()
+
+    assert status == 500
+    assert body["status"] == "error"
+    assert body["request_id"] == "req-500"
+    assert "disk on fire" not in json.dumps(body)
+    (record,) = [r for r in caplog.records if r.getMessage() == "api.unhandled_error"]
+    assert record.levelname == "ERROR"
+    assert record.context["request_id"] == "req-500"  # type: ignore[attr-defined]
+    assert record.exc_info is not None
+    samples = service.context.metrics.registry.get_sample_value(
+        "faxgate_http_requests_total", {"method": "GET", "route": "/broken", "status": "500"}
+    )
+    assert samples == 1
