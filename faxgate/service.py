@@ -77,7 +77,7 @@ class Service:
         log.info("service.ready", http_port=self.http_port, smtp_port=self.smtp_port)
         # Every listener is up once start() gets here, so systemd may start
         # the units that wait for faxgate.
-        notify_ready(f"serving HTTP on port {self.http_port}")
+        notify_ready(self._status_text())
 
     def _build_components(self) -> list[Component]:
         """Return the components to start before the HTTP API, in start order."""
@@ -166,7 +166,14 @@ class Service:
                 return None
             return await self.reload(new_config)
         finally:
-            notify_ready(f"serving HTTP on port {self.http_port}")
+            notify_ready(self._status_text())
+
+    def _status_text(self) -> str:
+        """Return the one-line state that `systemctl status` shows."""
+        text = f"HTTP on port {self.http_port}"
+        if self.smtp_port is not None:
+            text += f", SMTP on port {self.smtp_port}"
+        return text
 
     async def _reload_components(self) -> None:
         targets: list[Any] = [*self._components, *self.context.trunks.values()]

@@ -185,6 +185,8 @@ def test_ready_after_listening(
         server.start()
         ready = receive(sock)
         assert ready["READY"] == "1"
+        port = server.http_url.rsplit(":", 1)[1]
+        assert ready["STATUS"] == f"HTTP on port {port}"
         # READY comes after the runtime file and the listeners, so the API
         # responds at once.
         assert http_status(server.http_url + "/health") == 200
