@@ -12,6 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from faxgate.client import (
+    ApiClientError,
+    FaxgateClient,
+    ServerNotRunningError,
+    document_for,
+    resolve_api_url,
+)
 from faxgate.config import Config, load_config
 from faxgate.errors import ConfigError
 from faxgate.logs import EventLogger, configure_logging
@@ -28,19 +37,42 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(Path(path) if path else None)
 
 
-async def _serve(config: Config) -> int:
+# Exit status of `faxgate status` when no server responds (as LSB init scripts use it).
+EXIT_NOT_RUNNING = 3
+
+
+async def _serve(config: Config, args: argparse.Namespace) -> int:
     service = Service(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    reloads: set[asyncio.Task[Any]] = set()
+    started = asyncio.Event()
+
+    async def reload_when_started() -> None:
+        # A SIGHUP during start-up waits, so that systemd never hears
+        # READY=1 from a reload before the listeners are up.
+        await started.wait()
+        await service.reload_from(lambda: _load(args))
+
+    def request_reload() -> None:
+        log.info("config.reload_requested", signal="SIGHUP")
+        task = asyncio.create_task(reload_when_started(), name="config.reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, request_reload)
 
     await service.start()
+    started.set()
     try:
         if config.demo.enabled:
             await _create_demo(service)
         await stop.wait()
     finally:
+        for task in list(reloads):
+            await task
         await service.stop()
     return 0
 
@@ -169,7 +201,127 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scope.add_argument("--account", help="the entries of this account (32-hex id)")
     smtplog.add_argument("--limit", type=int, default=50, help="entries to print (default 50)")
+    send = commands.add_parser(
+        "send",
+        help="fax files through a running server's API",
+        description=(
+            "Upload FILEs as one outgoing fax with PUT /v2/accounts/{account}/faxes. "
+            "The API key comes from --api-key or $FAXGATE_API_KEY; the server address "
+            "from --url or the runtime file of the server using this configuration."
+        ),
+    )
+    send.add_argument("--to", required=True, metavar="NUMBER", help="destination fax number")
+    send.add_argument(
+        "--from", dest="from_number", metavar="NUMBER",
+        help="sender's fax number (default: the faxbox's caller_id)",
+    )
+    send.add_argument("--faxbox", metavar="ID", help="faxbox whose settings the fax uses")
+    send.add_argument("--retries", type=int, metavar="N", help="total call attempts, 0 to 4")
+    send.add_argument("--wait", action="store_true", help="print progress until the fax is done")
+    send.add_argument(
+        "--timeout", type=float, default=900.0, metavar="SECONDS",
+        help="with --wait: give up waiting after this many seconds (default: 900)",
+    )
+    send.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS",
+        help="with --wait: seconds between two looks at the fax (default: 1)",
+    )
+    _add_server_options(send, api_key=True)
+    send.add_argument("files", nargs="+", metavar="FILE", help="documents to fax, in order")
+
+    status = commands.add_parser(
+        "status",
+        help="show a running server's health, queue and trunk channels",
+        description="Read GET /health of the running server. Exit status: 0 healthy, "
+        "1 a check is failing, 3 no server responds.",
+    )
+    status.add_argument("--json", action="store_true", help="print the /health answer as JSON")
+    _add_server_options(status, api_key=False)
     return parser
+
+
+def _add_server_options(parser: argparse.ArgumentParser, api_key: bool) -> None:
+    parser.add_argument(
+        "--url", metavar="URL",
+        help="API base URL, e.g. http://127.0.0.1:8000 (default: from the runtime file)",
+    )
+    if api_key:
+        parser.add_argument(
+            "--api-key", metavar="KEY",
+            help="account API key (default: $FAXGATE_API_KEY; the option is visible in ps)",
+        )
+
+
+def _print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def _send(config: Config, args: argparse.Namespace) -> int:
+    api_key = args.api_key or os.environ.get("FAXGATE_API_KEY", "")
+    if not api_key:
+        raise ApiClientError("no API key: pass --api-key or set FAXGATE_API_KEY")
+    documents = [document_for(Path(name)) for name in args.files]
+    fields: dict[str, Any] = {"to_number": args.to}
+    if args.from_number:
+        fields["from_number"] = args.from_number
+    if args.faxbox:
+        fields["faxbox_id"] = args.faxbox
+    if args.retries is not None:
+        fields["retries"] = args.retries
+
+    base_url = resolve_api_url(args.url, config.data_dir)
+    async with aiohttp.ClientSession() as session:
+        client = FaxgateClient(session, base_url)
+        await client.authenticate(api_key)
+        job = await client.submit_fax(fields, documents, _print_progress)
+        _print_progress(f"queued fax {job['id']} to {args.to}")
+        if not args.wait:
+            print(json.dumps(job, indent=2))
+            return 0
+        final = await client.wait_for_fax(str(job["id"]), _print_progress, args.interval,
+                                          args.timeout)
+    print(json.dumps(final, indent=2))
+    return 0 if final.get("status") == "completed" else 1
+
+
+async def _status(config: Config, args: argparse.Namespace) -> int:
+    base_url = resolve_api_url(args.url, config.data_dir)
+    async with aiohttp.ClientSession() as session:
+        code, health = await FaxgateClient(session, base_url).health()
+    if args.json:
+        print(json.dumps(health, indent=2))
+    else:
+        print(format_status(base_url, health))
+    return 0 if code == 200 else 1
+
+
+def format_status(base_url: str, health: dict[str, Any]) -> str:
+    """Render a /health answer as the lines `faxgate status` prints."""
+    lines = [f"faxgate {health.get('version', '?')} at {base_url}: {health.get('status')}"]
+    for name, check in health.get("checks", {}).items():
+        lines.append(f"  {name:<10} {_check_text(check)}")
+    if "queue" in health:
+        queue = ", ".join(f"{state} {count}" for state, count in health["queue"].items())
+        lines.append(f"queue: {health.get('queue_depth', 0)} jobs ({queue}), "
+                     f"{health.get('due', 0)} due now")
+        finished = ", ".join(f"{state} {count}" for state, count in health["finished"].items())
+        lines.append(f"finished: {finished}")
+    trunks = health.get("trunks", {})
+    if not trunks:
+        lines.append("trunks: none registered")
+    for name, trunk in trunks.items():
+        lines.append(
+            f"trunk {name}: {trunk.get('status')}, {trunk.get('channels_in_use', '?')} of "
+            f"{trunk.get('channels_total', '?')} channels in use"
+        )
+    return "\n".join(lines)
+
+
+def _check_text(check: Any) -> str:
+    if not isinstance(check, dict):
+        return str(check)
+    details = ", ".join(f"{key} {value}" for key, value in check.items() if key != "status")
+    return f"{check.get('status')} ({details})" if details else str(check.get("status"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,10 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "serve":
         try:
-            return asyncio.run(_serve(config))
+            return asyncio.run(_serve(config, args))
         except ConfigError as exc:
             print(f"faxgate: invalid configuration: {exc.message}", file=sys.stderr)
             return 2
+    if args.command in ("send", "status"):
+        return _run_client_command(config, args)
     if args.command == "check-config":
         from dataclasses import asdict
 
@@ -220,6 +374,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _run_client_command(config: Config, args: argparse.Namespace) -> int:
+    command = _send if args.command == "send" else _status
+    try:
+        return asyncio.run(command(config, args))
+    except ServerNotRunningError as exc:
+        print(f"faxgate: {exc.message}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    except ApiClientError as exc:
+        print(f"faxgate: {exc.message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

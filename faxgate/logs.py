@@ -1,8 +1,9 @@
 """Event logging: one line per event, a stable event name and key=value context.
 
 Levels: ERROR means a person must act, WARNING a peer misbehaved, INFO a
-state changed, DEBUG is chatter. Context keys that name secrets are masked
-before any handler sees them.
+state changed, DEBUG is chatter. Context keys that name secrets, also keys
+of nested mappings such as a header dict, are masked before any handler
+receives them. Masking is a safety net: code should not pass secrets at all.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 _SECRET_WORDS = ("password", "token", "api_key", "secret", "authorization", "credential")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -22,8 +24,17 @@ def _is_secret(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
+def _mask(key: str, value: Any) -> Any:
+    """Return "***" for a secret key, else the value with secrets in nested mappings masked."""
+    if _is_secret(key):
+        return "***"
+    if isinstance(value, Mapping):
+        return {str(inner): _mask(str(inner), item) for inner, item in value.items()}
+    return value
+
+
 def _clean(context: dict[str, Any]) -> dict[str, Any]:
-    return {key: ("***" if _is_secret(key) else value) for key, value in context.items()}
+    return {key: _mask(key, value) for key, value in context.items()}
 
 
 class EventLogger:
@@ -102,9 +113,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _FaxgateHandler(logging.StreamHandler[TextIO]):
+    """The stderr handler that configure_logging installs, so that a reload can find it."""
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler = _FaxgateHandler(sys.stderr)
+    handler.setFormatter(_formatter(fmt))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
@@ -114,3 +129,20 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     # WARNING; faxgate logs the events that matter itself.
     for noisy in ("aiohttp.access", "mail.log", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def reconfigure_logging(level: str, fmt: str) -> None:
+    """Apply a new level and line format to the running process, keeping its handlers.
+
+    Only the handler that configure_logging installed changes its format;
+    handlers added by others (a test's log capture) are left alone.
+    """
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    for handler in root.handlers:
+        if isinstance(handler, _FaxgateHandler):
+            handler.setFormatter(_formatter(fmt))
+
+
+def _formatter(fmt: str) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else TextFormatter()

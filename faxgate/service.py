@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,6 +17,7 @@ from faxgate.api.app import IN_FLIGHT, create_app
 from faxgate.clock import Clock, SystemClock
 from faxgate.config import Config
 from faxgate.context import ServiceContext
+from faxgate.errors import ConfigError
 from faxgate.fetch import Fetcher
 from faxgate.files import write_atomic
 from faxgate.jobs import (
@@ -26,10 +29,12 @@ from faxgate.jobs import (
     build_pipeline,
     build_trunk,
 )
-from faxgate.logs import EventLogger
+from faxgate.logs import EventLogger, reconfigure_logging
 from faxgate.notify import Notifier
+from faxgate.reload import ReloadResult, apply_live_settings
 from faxgate.smtp.server import SmtpGateway
 from faxgate.store import Store
+from faxgate.systemd import notify_ready, notify_reloading, notify_stopping
 from faxgate.trunks.base import Trunk
 from faxgate.worker import Worker
 
@@ -39,7 +44,11 @@ RUNTIME_FILE = "faxgate.runtime.json"
 
 
 class Component(Protocol):
-    """A part of the service with its own start and bounded stop."""
+    """A part of the service with its own start and bounded stop.
+
+    A component may also define `reload(config)`, sync or async, which the
+    service calls after a configuration reload with the running Config.
+    """
 
     name: str
 
@@ -81,6 +90,7 @@ class Service:
         self.http_port: int | None = None
         self.smtp_port: int | None = None
         self._smtp: SmtpGateway | None = None
+        self._reload_lock = asyncio.Lock()
 
     @property
     def http_url(self) -> str:
@@ -103,6 +113,9 @@ class Service:
             raise
         self._write_runtime_file()
         log.info("service.ready", http_port=self.http_port, smtp_port=self.smtp_port)
+        # Every listener is up once start() gets here, so systemd may start
+        # the units that wait for faxgate.
+        notify_ready(self._status_text())
 
     def _build_components(self) -> list[Component]:
         """Return the components to start before the HTTP API, in start order."""
@@ -111,7 +124,11 @@ class Service:
         components: list[Component] = [Notifier(self.context)]
         pipeline = self._pipeline or build_pipeline(self.config)
         self.context.pipeline = pipeline
-        dialer = self._dialer or TrunkDialer(self._trunk or build_trunk(self.config))
+        dialer = self._dialer
+        if dialer is None:
+            trunk = self._trunk or build_trunk(self.config)
+            self.context.trunks[trunk.name] = trunk
+            dialer = TrunkDialer(trunk)
         extractor = self._extractor or build_extractor(self.config)
         fetcher = Fetcher(self.config.fetch, user_agent=f"faxgate/{__version__}")
         components.append(Worker(self.context, dialer, pipeline, extractor, fetcher))
@@ -139,6 +156,7 @@ class Service:
     async def stop(self) -> None:
         """Stop taking work, let what is in flight finish within the timeouts, close the store."""
         log.info("service.stopping")
+        notify_stopping()
         if self._runner is not None:
             await self._stop_http(self._runner)
             self._runner = None
@@ -161,6 +179,71 @@ class Service:
         if not await in_flight.wait_idle(self.config.http.shutdown_timeout):
             log.warning("http.drain_timed_out", requests=in_flight.count)
         await runner.cleanup()
+
+    async def reload(self, new_config: Config) -> ReloadResult:
+        """Apply the live settings of `new_config` to the running service.
+
+        Live settings are copied into `self.config` in place (see
+        faxgate.reload); changed settings that need a restart are logged
+        and keep their running values. Components and trunks that define
+        `reload(config)` are then called with the running config.
+        """
+        async with self._reload_lock:
+            result = apply_live_settings(self.config, new_config)
+            if any(key.startswith("log.") for key in result.applied):
+                reconfigure_logging(self.config.log.level, self.config.log.format)
+            for key in result.restart_required:
+                log.warning("config.restart_required", key=key)
+            await self._reload_components()
+            self.context.metrics.config_reloads.labels(result="applied").inc()
+            log.info(
+                "config.reloaded",
+                applied=",".join(result.applied) or "none",
+                restart_required=",".join(result.restart_required) or "none",
+            )
+            return result
+
+    async def reload_from(self, load: Callable[[], Config]) -> ReloadResult | None:
+        """Read the configuration with `load` and apply it, telling systemd around it.
+
+        When `load` raises ConfigError (a bad file or value), the running
+        configuration stays as it is, the error is logged naming the key,
+        and None is returned.
+        """
+        notify_reloading("reloading the configuration")
+        try:
+            try:
+                new_config = load()
+            except ConfigError as exc:
+                log.error("config.reload_failed", error=exc.message)
+                self.context.metrics.config_reloads.labels(result="failed").inc()
+                return None
+            return await self.reload(new_config)
+        finally:
+            notify_ready(self._status_text())
+
+    def _status_text(self) -> str:
+        """Return the one-line state that `systemctl status` shows."""
+        text = f"HTTP on port {self.http_port}"
+        if self.smtp_port is not None:
+            text += f", SMTP on port {self.smtp_port}"
+        return text
+
+    async def _reload_components(self) -> None:
+        targets: list[Any] = [*self._components, *self.context.trunks.values()]
+        seen: set[int] = set()
+        for target in targets:
+            hook = getattr(target, "reload", None)
+            if id(target) in seen or not callable(hook):
+                continue
+            seen.add(id(target))
+            name = getattr(target, "name", type(target).__name__)
+            try:
+                outcome = hook(self.config)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as exc:
+                log.exception("config.component_reload_failed", component=name, error=exc)
 
     def _write_runtime_file(self) -> None:
         runtime = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -413,6 +414,7 @@ class Worker:
                 self.data_dir / existing[TIFF].path, self.data_dir / existing[PDF].path, job.pages
             )
         out_dir = self.data_dir / job_dir(job.id) / "rendered"
+        started = time.monotonic()
         try:
             rendered = await self.pipeline.render(sources, out_dir, self.ctx.config.fax.resolution)
         except DocumentError as exc:
@@ -425,6 +427,7 @@ class Worker:
             self._file_row(PDF, rendered.pdf_path, "application/pdf"),
         ]
         await self.ctx.store.record_rendering(job.id, self.owner, files, rendered.pages)
+        self.ctx.metrics.render_duration.observe(time.monotonic() - started)
         attempt.pages = rendered.pages
         job.pages = rendered.pages
         attempt.log.info("job.rendered", pages=rendered.pages)
@@ -513,6 +516,11 @@ class Worker:
     # Ending an attempt.
 
     def _outcome_end(self, attempt: Attempt, outcome: CallOutcome) -> AttemptEnd:
+        metrics = self.ctx.metrics
+        metrics.pages_sent.inc(outcome.pages_sent)
+        seconds = outcome.tx_result.get("call_duration")
+        if isinstance(seconds, int | float):
+            metrics.call_duration.labels(direction="outgoing").observe(seconds)
         tx_result = dict(outcome.tx_result)
         tx_result.setdefault("success", outcome.success)
         tx_result.setdefault("error_message", outcome.error_message)
@@ -573,6 +581,8 @@ class Worker:
         except LeaseLostError as exc:
             attempt.log.warning("job.lease_lost", error=exc)
             return
+        result = "success" if end.status == COMPLETED else str(end.attempt["cause"])
+        self.ctx.metrics.fax_attempts.labels(result=result).inc()
         attempt.log.info(
             "job.attempt_ended",
             status=end.status,

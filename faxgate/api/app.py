@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -149,6 +150,66 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status >= 400:
             return error(request, exc.status, exc.reason.lower(), {"message": exc.text or ""})
         raise
+    except ConnectionError as exc:
+        # The client disconnected while its request was in progress.
+        log.warning("api.connection_lost", path=request.path, peer=request.remote, error=exc)
+        raise
+    except Exception as exc:
+        log.exception(
+            "api.unhandled_error",
+            method=request.method,
+            path=request.path,
+            request_id=request.get(REQUEST_ID, ""),
+            error=exc,
+        )
+        return error(
+            request,
+            500,
+            "internal error",
+            {"message": "the server failed to handle this request; its log names the request_id"},
+        )
+
+
+def _route_template(request: web.Request) -> str:
+    """Return the matched route's template, which keeps ids out of metric labels."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request, and log it at DEBUG with its ids."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client closed the connection; nginx's code for it
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics = context(request).metrics
+        route = _route_template(request)
+        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        metrics.http_request_duration.labels(request.method, route).observe(elapsed)
+        if status == 401:
+            reason = "api_key" if request.path == "/v2/api_auth" else "token"
+            metrics.auth_failures.labels(reason).inc()
+        log.debug(
+            "http.request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round(elapsed * 1000, 1),
+            request_id=request.get(REQUEST_ID, ""),
+            account_id=request.get(ACCOUNT_ID, ""),
+            peer=request.remote,
+        )
 
 
 @web.middleware
@@ -177,12 +238,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: ServiceContext) -> web.Application:
-    from faxgate.api import auth, faxboxes, faxes, health, smtplog
+    from faxgate.api import auth, faxboxes, faxes, health, metrics, openapi, smtplog
 
     app = web.Application(
         middlewares=[
             in_flight_middleware,
             request_id_middleware,
+            metrics_middleware,
             error_middleware,
             auth_middleware,
         ],
@@ -195,4 +257,6 @@ def create_app(ctx: ServiceContext) -> web.Application:
     faxes.register(app)
     health.register(app)
     smtplog.register(app)
+    metrics.register(app)
+    openapi.register(app)
     return app

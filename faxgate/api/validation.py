@@ -112,6 +112,10 @@ def strip_private(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Larger numbers do not fit SQLite's 64-bit integers; no timestamp or page comes near.
+MAX_QUERY_INT = 2**53
+
+
 def _query_int(request: web.Request, name: str, minimum: int | None = None) -> int | None:
     text = request.query.get(name)
     if text is None or text == "":
@@ -122,6 +126,8 @@ def _query_int(request: web.Request, name: str, minimum: int | None = None) -> i
         raise field_error(name, "type", "Value did not match type(s): integer", text) from None
     if minimum is not None and value < minimum:
         raise field_error(name, "minimum", f"Value must be at least {minimum}", value)
+    if value > MAX_QUERY_INT:
+        raise field_error(name, "maximum", f"Value must be at most {MAX_QUERY_INT}", value)
     return value
 
 

@@ -14,6 +14,7 @@ from faxgate.store.faxes import FaxesMixin
 from faxgate.store.inbox import InboxMixin
 from faxgate.store.notifications import NotificationsMixin
 from faxgate.store.smtplog import SmtpLogMixin
+from faxgate.store.stats import StatsMixin
 
 __all__ = [
     "FaxboxDomainTakenError",
@@ -26,6 +27,12 @@ __all__ = [
 
 
 class Store(
-    AccountsMixin, FaxboxesMixin, InboxMixin, FaxesMixin, SmtpLogMixin, NotificationsMixin
+    AccountsMixin,
+    FaxboxesMixin,
+    InboxMixin,
+    FaxesMixin,
+    SmtpLogMixin,
+    NotificationsMixin,
+    StatsMixin,
 ):
     """faxgate's database: accounts, faxboxes, faxes, inbox, the smtplog and notifications."""

@@ -62,7 +62,11 @@ def decode_start_key(start_key: str | None) -> int | None:
     """Turn an opaque start_key back into the sequence number it stands for."""
     if start_key is None or start_key == "":
         return None
-    if not start_key.startswith("k") or not start_key[1:].isdigit():
+    digits = start_key[1:]
+    if not start_key.startswith("k") or not digits.isascii() or not digits.isdigit():
+        raise InvalidStartKeyError()
+    if len(digits) > 18:
+        # Sequence numbers are SQLite integers, below 2**63.
         raise InvalidStartKeyError()
     return int(start_key[1:])
 
