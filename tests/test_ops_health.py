@@ -53,7 +53,7 @@ async def test_health_ok_with_counts(service: Service, http: aiohttp.ClientSessi
     assert body["queue_depth"] == 2
     assert body["finished"] == {"completed": 0, "failed": 1}
     assert body["inbox"] == {"receiving": 0, "received": 0, "failed": 0}
-    assert body["trunks"] == {}
+    assert list(body["trunks"]) == ["loopback"]
 
 
 async def test_health_reports_components(service: Service, http: aiohttp.ClientSession) -> None:

@@ -317,6 +317,20 @@ async def test_multipart_without_json_rejected(
     assert body["message"] == "invalid request"
 
 
+async def test_malformed_multipart_rejected(
+    start: Factory, http: aiohttp.ClientSession
+) -> None:
+    client = await client_for(await start(), http)
+    body = b"--b1\r\n\xf3\xa8 no header end--b1--\r\n"
+    headers = {"Content-Type": "multipart/mixed; boundary=b1"}
+    status, answer = await client.request(
+        "PUT", client.account_path("/faxes"), data=body, headers=headers
+    )
+    assert status == 400
+    assert answer["message"] == "invalid request"
+    assert "malformed" in answer["data"]["message"]
+
+
 async def test_corrupt_pdf_rejected(start: Factory, http: aiohttp.ClientSession) -> None:
     service = await start()
     client = await client_for(service, http)

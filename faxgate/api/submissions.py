@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from faxgate.api.validation import InvalidRequestError, envelope_data, read_envelope, validate
@@ -131,6 +132,13 @@ def _query_fields(request: web.Request) -> dict[str, Any]:
 
 
 async def _read_multipart(request: web.Request, max_bytes: int) -> Submission:
+    try:
+        return await _read_parts(request, max_bytes)
+    except (ValueError, HttpProcessingError) as exc:
+        raise InvalidRequestError(f"the multipart body is malformed: {exc}") from exc
+
+
+async def _read_parts(request: web.Request, max_bytes: int) -> Submission:
     reader = await request.multipart()
     fields: dict[str, Any] | None = None
     uploads: list[Upload] = []
