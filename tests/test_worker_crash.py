@@ -12,6 +12,8 @@ from tests.conftest import ApiClient, ServerProcess, wait_for
 from tests.outgoing_support import make_pdf
 
 FROM = "+12125550100"
+# Enough pages that rendering takes long enough to kill the server inside it.
+PAGES = 30
 
 
 async def create_account(data_dir: Path) -> str:
@@ -47,6 +49,7 @@ async def test_sigkill_loses_no_job(tmp_path: Path) -> None:
             job_ids = [await queue_upload(client, index) for index in range(4)]
             await wait_for(lambda: any_rendering(client), within=30, interval=0.01)
             server.kill()
+            assert await calls_in_progress(data_dir) == [], "the kill came during a call"
 
             server.start()
             client.base_url = server.http_url
@@ -62,17 +65,28 @@ async def test_sigkill_loses_no_job(tmp_path: Path) -> None:
         assert fax["attempts"] == 1, fax
         history = fax["attempt_history"]
         assert [entry["cause"] for entry in history] == ["normal"], fax
-        assert fax["tx_result"]["pages_sent"] == 6
+        assert fax["tx_result"]["pages_sent"] == PAGES
 
 
 async def queue_upload(client: ApiClient, index: int) -> str:
     path = client.account_path(f"/faxes?to_number=+1212555{index:04d}&from_number={FROM}")
     status, body = await client.request(
-        "PUT", path, data=make_pdf(6), headers={"Content-Type": "application/pdf"}
+        "PUT", path, data=make_pdf(PAGES), headers={"Content-Type": "application/pdf"}
     )
     assert status == 201, body
     job_id: str = body["data"]["id"]
     return job_id
+
+
+async def calls_in_progress(data_dir: Path) -> list[str]:
+    """Return the ids of jobs whose call had started when the server died."""
+    store = Store(data_dir / "faxgate.sqlite3")
+    await store.open()
+    try:
+        rows = await store.fetch_all("SELECT id FROM faxes WHERE call_started IS NOT NULL")
+    finally:
+        await store.close()
+    return [row["id"] for row in rows]
 
 
 async def any_rendering(client: ApiClient) -> bool:
