@@ -1,7 +1,10 @@
 """Helpers for the outgoing fax tests: documents, a document server and test stand-ins.
 
-`StandInPipeline` and `StandInDialer` replace the document pipeline and the
-fax engine only until those land; they are test code, never shipped.
+`StandInPipeline` replaces the document pipeline until that lands. The
+end-to-end tests call through the engine's loopback trunk. `StandInDialer`
+serves the worker tests that need calls of a set length (overlap, progress,
+shutdown), which the loopback trunk, running as fast as the CPU allows,
+cannot give. Both are test code, never shipped.
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ async def start(tmp_path: Path) -> AsyncIterator[Factory]:
         for section, values in sections.items():
             settings.setdefault(section, {}).update(values)
         config = make_config(tmp_path / f"data{len(services)}", **settings)
-        service = Service(
-            config, dialer=dialer or StandInDialer(), pipeline=StandInPipeline()
-        )
+        # Without a stand-in dialer the service builds the engine's loopback
+        # trunk from config.loopback.rules, as in production.
+        service = Service(config, dialer=dialer, pipeline=StandInPipeline())
         await service.start()
         services.append(service)
         return service
@@ -138,8 +138,7 @@ async def test_url_post_sends_content(start: Factory, http: aiohttp.ClientSessio
 async def test_multipart_two_documents_in_order(
     start: Factory, http: aiohttp.ClientSession
 ) -> None:
-    dialer = StandInDialer()
-    client = await client_for(await start(dialer), http)
+    client = await client_for(await start(), http)
     with aiohttp.MultipartWriter("mixed") as writer:
         writer.append_json(job())
         first = writer.append(make_pdf(2), {"Content-Type": "application/pdf"})
@@ -441,7 +440,8 @@ async def test_other_account_sees_nothing(start: Factory, http: aiohttp.ClientSe
 
 
 async def test_waiting_job_shows_retry_time(start: Factory, http: aiohttp.ClientSession) -> None:
-    service = await start(StandInDialer(busy=(TO,)), worker={"busy_retry_delay": 60.0})
+    busy = {"rules": [{"pattern": TO, "behaviour": "busy"}]}
+    service = await start(worker={"busy_retry_delay": 60.0}, loopback=busy)
     client = await client_for(service, http)
     path = client.account_path(f"/faxes?to_number={TO}&from_number={FROM}&retries=2")
     _status, body = await client.request(
@@ -457,7 +457,8 @@ async def test_waiting_job_shows_retry_time(start: Factory, http: aiohttp.Client
     job_view = await wait_for(waiting)
     assert job_view["status"] == "pending"
     assert job_view["attempts"] == 1
-    assert job_view["tx_result"]["error_message"] == "the line is busy"
+    assert job_view["tx_result"]["hangup_cause"] == "busy"
+    assert job_view["tx_result"]["success"] is False
     assert 59 <= job_view["retry_after"] - job_view["modified"] <= 61
 
 
@@ -465,7 +466,8 @@ async def test_finished_fax_notifies_sender(start: Factory, http: aiohttp.Client
     # Mail is queued only with a smarthost; nothing listens on this port, so
     # delivery is deferred and the queued notification stays visible.
     smarthost = {"smarthost": "127.0.0.1", "port": 9, "security": "none"}
-    service = await start(StandInDialer(busy=(TO,)), notify=smarthost)
+    busy = {"rules": [{"pattern": TO, "behaviour": "busy"}]}
+    service = await start(notify=smarthost, loopback=busy)
     client = await client_for(service, http)
     fields = {"retries": 2, "notifications": {"email": {"send_to": "ops@example.com"}}}
     with aiohttp.MultipartWriter("mixed") as writer:
