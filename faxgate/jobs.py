@@ -1,9 +1,10 @@
 """The parts the job worker drives, as narrow interfaces.
 
 The worker renders documents, sends fax images and reads mail only through
-`DocumentPipeline`, `Dialer` and `MailExtractor`. `build_parts` returns the
-real implementations over `faxgate.documents`, `faxgate.trunks` and
-`faxgate.smtp.mime`; tests may pass their own.
+`DocumentPipeline`, `Dialer` and `MailExtractor`. `faxgate.adapters` builds
+the real implementations over `faxgate.documents`, `faxgate.trunks` and
+`faxgate.smtp.mime`; tests may pass their own. This module also names the
+files of a job and builds the API view of a fax row.
 """
 
 from __future__ import annotations
@@ -11,21 +12,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from faxgate.clock import from_gregorian, to_gregorian
-from faxgate.config import Config
-from faxgate.errors import ConfigError, DocumentError
-from faxgate.fax.result import FaxProgress
 from faxgate.files import write_atomic
 from faxgate.ids import month_id
-from faxgate.smtp.mime import ExtractOptions, UnreadableMessageError, extract_documents
 from faxgate.store.faxes import ATTACHING_FILES, ORIGINAL, OUTBOX, OUTGOING, PENDING, FaxFile
-from faxgate.trunks.base import FaxIdentity, Trunk
-from faxgate.trunks.loopback import LoopbackTrunk
-from faxgate.trunks.loopback_rules import parse_rules
 
 
 @dataclass(frozen=True)
@@ -221,137 +214,3 @@ def remove_files(data_dir: Path, files: list[FaxFile]) -> None:
     for folder in folders:
         with contextlib.suppress(OSError):
             folder.rmdir()
-
-
-# The real parts. The document pipeline is imported when the service builds it.
-
-
-class TrunkDialer:
-    """A `Dialer` over a fax engine trunk (`faxgate.trunks.base.Trunk`)."""
-
-    def __init__(self, trunk: Trunk) -> None:
-        self.trunk = trunk
-
-    async def send(
-        self,
-        tiff_path: Path,
-        identity: CallIdentity,
-        destination: str,
-        on_progress: Callable[[CallProgress], None],
-    ) -> CallOutcome:
-        fax_identity = FaxIdentity(
-            station_id=identity.station_id,
-            header_text=identity.header_text,
-            caller_id=identity.caller_id,
-            caller_name=identity.caller_name,
-        )
-
-        def report(progress: FaxProgress) -> None:
-            on_progress(CallProgress(progress.pages_done, progress.pages_total))
-
-        result = await self.trunk.send(tiff_path, fax_identity, destination, report)
-        return CallOutcome(
-            success=bool(result.success),
-            hangup_cause=str(result.hangup_cause),
-            error_message=str(result.error_message),
-            pages_sent=int(result.pages_sent),
-            tx_result=dict(result.to_dict()),
-        )
-
-    def status(self) -> dict[str, Any]:
-        status: dict[str, Any] = self.trunk.status()
-        return status
-
-    async def close(self) -> None:
-        await self.trunk.close()
-
-
-def build_trunk(config: Config) -> Trunk:
-    """Build the trunk that `fax.trunk` names."""
-    if config.fax.trunk != "loopback":
-        raise ConfigError(f"fax.trunk: unknown trunk {config.fax.trunk!r}; known: 'loopback'")
-    return LoopbackTrunk(
-        config.data_dir, parse_rules(config.loopback.rules), channels=config.fax.channels
-    )
-
-
-class RendererPipeline:
-    """A `DocumentPipeline` over the document renderer (`faxgate.documents`).
-
-    NOTE: written against the renderer's announced interface before that
-    module was available here, and not yet run against it.
-    """
-
-    def __init__(self, config: Config) -> None:
-        from faxgate.documents import DocumentRenderer, RenderLimits
-
-        documents = config.documents
-        limits = RenderLimits(
-            timeout=documents.timeout,
-            memory_mb=documents.memory_mb,
-            max_pages=documents.max_pages,
-            max_page_length_mm=documents.max_page_length_mm,
-            max_image_pixels=documents.max_image_pixels,
-        )
-        self.renderer = DocumentRenderer(limits, documents.workers)
-        self.header_template = config.fax.header_template
-
-    def check(self, data: bytes, filename: str | None, declared_type: str | None) -> str:
-        from faxgate.documents import quick_check
-
-        return str(quick_check(data, filename, declared_type))
-
-    async def render(
-        self, sources: list[SourceDocument], out_dir: Path, resolution: str
-    ) -> RenderedFax:
-        from faxgate.documents import DocumentInput
-
-        inputs = [
-            DocumentInput(
-                data=None, path=source.path, filename=source.filename,
-                content_type=source.content_type,
-            )
-            for source in sources
-        ]
-        rendered = await self.renderer.render(inputs, out_dir, resolution=resolution)
-        return RenderedFax(rendered.tiff_path, rendered.pdf_path, int(rendered.pages))
-
-    async def stamp_header(self, tiff_path: Path, out_path: Path, header: PageHeader) -> Path:
-        from faxgate.documents import HeaderInfo
-
-        info = HeaderInfo(
-            station_id=header.station_id,
-            sender_name=header.sender_name,
-            destination=header.destination,
-            timezone=header.timezone,
-            when=datetime.fromtimestamp(header.when, UTC),
-        )
-        stamped: Path = await self.renderer.stamp_header(
-            tiff_path, out_path, info, self.header_template
-        )
-        return stamped
-
-    async def close(self) -> None:
-        await self.renderer.close()
-
-
-def build_pipeline(config: Config) -> DocumentPipeline:
-    return RendererPipeline(config)
-
-
-class MimeExtractor:
-    """A `MailExtractor` over the SMTP gateway's MIME reader (`faxgate.smtp.mime`)."""
-
-    def extract(self, raw: bytes, options: dict[str, Any]) -> list[ExtractedPart]:
-        try:
-            extraction = extract_documents(raw, ExtractOptions.from_doc(options))
-        except UnreadableMessageError as exc:
-            raise DocumentError(exc.message, code="corrupt") from exc
-        return [
-            ExtractedPart(document.data, document.content_type, document.filename)
-            for document in extraction.documents
-        ]
-
-
-def build_extractor(config: Config) -> MailExtractor | None:
-    return MimeExtractor()

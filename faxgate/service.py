@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from faxgate import __version__
+from faxgate.adapters import TrunkDialer, build_extractor, build_pipeline, build_trunk
 from faxgate.api.app import IN_FLIGHT, create_app
 from faxgate.clock import Clock, SystemClock
 from faxgate.config import Config
@@ -20,15 +21,7 @@ from faxgate.context import ServiceContext
 from faxgate.errors import ConfigError
 from faxgate.fetch import Fetcher
 from faxgate.files import write_atomic
-from faxgate.jobs import (
-    Dialer,
-    DocumentPipeline,
-    MailExtractor,
-    TrunkDialer,
-    build_extractor,
-    build_pipeline,
-    build_trunk,
-)
+from faxgate.jobs import Dialer, DocumentPipeline, MailExtractor
 from faxgate.logs import EventLogger, reconfigure_logging
 from faxgate.notify import Notifier
 from faxgate.reload import ReloadResult, apply_live_settings
