@@ -170,6 +170,7 @@ async def test_incoming_shows_progress(
     assert seen == sorted(seen)
     assert len(set(seen)) >= 2
     status, body = await api.request("GET", api.account_path("/faxes/incoming"))
+    assert status == 200
     assert body["data"] == []
 
 
@@ -190,6 +191,7 @@ async def test_failed_reception_dropped_by_default(
     sink = await receiving.receiver.offer(FAXBOX_NUMBER, CALLER)
     assert sink is not None
     status, body = await api.request("GET", api.account_path("/faxes/incoming"))
+    assert status == 200
     assert len(body["data"]) == 1
 
     await sink.on_complete(failed_result())
@@ -215,6 +217,7 @@ async def test_failed_reception_kept_on_request(
     status, detail = await api.request(
         "GET", api.account_path(f"/faxes/inbox/{body['data'][0]['id']}")
     )
+    assert status == 200
     assert detail["data"]["status"] == "failed"
     assert detail["data"]["error"] == "The call dropped prematurely"
     assert detail["data"]["rx_result"]["hangup_cause"] == "line_error"
