@@ -1,7 +1,4 @@
-"""The real parts the job worker drives, over the fax engine, the renderer and the MIME reader.
-
-`faxgate.documents` is imported when the service builds the pipeline.
-"""
+"""The real parts the job worker drives, over the fax engine, the renderer and the MIME reader."""
 
 from __future__ import annotations
 
@@ -11,6 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from faxgate.config import Config
+from faxgate.documents import (
+    DEFAULT_HEADER_TEMPLATE,
+    DocumentInput,
+    DocumentRenderer,
+    HeaderInfo,
+    RenderLimits,
+    quick_check,
+)
 from faxgate.errors import ConfigError, DocumentError
 from faxgate.fax.result import FaxProgress
 from faxgate.jobs import (
@@ -79,50 +84,63 @@ def build_trunk(config: Config) -> Trunk:
     )
 
 
-class RendererPipeline:
-    """A `DocumentPipeline` over the document renderer (`faxgate.documents`).
+# Content types of the types that faxgate.documents detects.
+_DETECTED_CONTENT_TYPES = {
+    "pdf": "application/pdf",
+    "tiff": "image/tiff",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "text": "text/plain",
+    "html": "text/html",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "doc": "application/msword",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "rtf": "application/rtf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "xls": "application/vnd.ms-excel",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "ppt": "application/vnd.ms-powerpoint",
+    "odp": "application/vnd.oasis.opendocument.presentation",
+}
 
-    NOTE: written against the renderer's announced interface before that
-    module was available here, and not yet run against it.
-    """
+
+class RendererPipeline:
+    """A `DocumentPipeline` over the document renderer (`faxgate.documents`)."""
 
     def __init__(self, config: Config) -> None:
-        from faxgate.documents import DocumentRenderer, RenderLimits
-
         documents = config.documents
-        limits = RenderLimits(
-            timeout=documents.timeout,
+        self.limits = RenderLimits(
+            timeout_s=documents.timeout,
             memory_mb=documents.memory_mb,
             max_pages=documents.max_pages,
             max_page_length_mm=documents.max_page_length_mm,
             max_image_pixels=documents.max_image_pixels,
         )
-        self.renderer = DocumentRenderer(limits, documents.workers)
-        self.header_template = config.fax.header_template
+        self.renderer = DocumentRenderer(self.limits, documents.workers)
+        self.header_template = config.fax.header_template or DEFAULT_HEADER_TEMPLATE
 
     def check(self, data: bytes, filename: str | None, declared_type: str | None) -> str:
-        from faxgate.documents import quick_check
-
-        return str(quick_check(data, filename, declared_type))
+        detected = quick_check(data, filename, declared_type, self.limits)
+        return _DETECTED_CONTENT_TYPES.get(detected, "application/octet-stream")
 
     async def render(
         self, sources: list[SourceDocument], out_dir: Path, resolution: str
     ) -> RenderedFax:
-        from faxgate.documents import DocumentInput
-
         inputs = [
             DocumentInput(
-                data=None, path=source.path, filename=source.filename,
-                content_type=source.content_type,
+                path=source.path, filename=source.filename, content_type=source.content_type
             )
             for source in sources
         ]
         rendered = await self.renderer.render(inputs, out_dir, resolution=resolution)
-        return RenderedFax(rendered.tiff_path, rendered.pdf_path, int(rendered.pages))
+        return RenderedFax(rendered.tiff_path, rendered.pdf_path, rendered.pages)
 
     async def stamp_header(self, tiff_path: Path, out_path: Path, header: PageHeader) -> Path:
-        from faxgate.documents import HeaderInfo
-
         info = HeaderInfo(
             station_id=header.station_id,
             sender_name=header.sender_name,
@@ -130,10 +148,7 @@ class RendererPipeline:
             timezone=header.timezone,
             when=datetime.fromtimestamp(header.when, UTC),
         )
-        stamped: Path = await self.renderer.stamp_header(
-            tiff_path, out_path, info, self.header_template
-        )
-        return stamped
+        return await self.renderer.stamp_header(tiff_path, out_path, info, self.header_template)
 
     async def close(self) -> None:
         await self.renderer.close()

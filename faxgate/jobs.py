@@ -10,6 +10,7 @@ files of a job and builds the API view of a fax row.
 from __future__ import annotations
 
 import contextlib
+import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +172,9 @@ def job_dir(job_id: str) -> Path:
 
 def extension_for(content_type: str) -> str:
     """Return the file name extension used for an original of this content type."""
-    return _EXTENSIONS.get(content_type.split(";", 1)[0].strip().lower(), "bin")
+    bare = content_type.split(";", 1)[0].strip().lower()
+    guessed = mimetypes.guess_extension(bare)
+    return _EXTENSIONS.get(bare) or (guessed.lstrip(".") if guessed else "bin")
 
 
 def write_originals(data_dir: Path, job_id: str, parts: list[ExtractedPart]) -> list[FaxFile]:

@@ -15,7 +15,6 @@ from faxgate.service import Service
 from tests.conftest import ApiClient, make_config, wait_for
 from tests.outgoing_support import (
     StandInDialer,
-    StandInPipeline,
     document_server,
     make_pdf,
     pdf_pages,
@@ -39,9 +38,9 @@ async def start(tmp_path: Path) -> AsyncIterator[Factory]:
         for section, values in sections.items():
             settings.setdefault(section, {}).update(values)
         config = make_config(tmp_path / f"data{len(services)}", **settings)
-        # Without a stand-in dialer the service builds the engine's loopback
-        # trunk from config.loopback.rules, as in production.
-        service = Service(config, dialer=dialer, pipeline=StandInPipeline())
+        # The service builds the real document pipeline and, without a
+        # stand-in dialer, the engine's loopback trunk from config.loopback.rules.
+        service = Service(config, dialer=dialer)
         await service.start()
         services.append(service)
         return service

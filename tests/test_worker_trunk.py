@@ -18,7 +18,7 @@ from faxgate.trunks.base import FaxIdentity, InboundHandler, ProgressCallback, T
 from faxgate.trunks.loopback import LoopbackTrunk
 from faxgate.trunks.loopback_rules import parse_rules
 from tests.conftest import make_config, wait_for
-from tests.outgoing_support import StandInPipeline, make_pdf
+from tests.outgoing_support import make_pdf
 
 BUSY_NUMBER = "+12125550111"
 FROM = "+12125550100"
@@ -79,7 +79,7 @@ async def run_job(
     config = make_config(
         tmp_path / "data", worker={"poll_interval": 0.05, "busy_retry_delay": 0.3}
     )
-    service = Service(config, trunk=trunk, pipeline=StandInPipeline())
+    service = Service(config, trunk=trunk)
     await service.start()
     services.append(service)
     account, _key = await service.store.create_account("a")

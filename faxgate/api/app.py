@@ -238,7 +238,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def create_app(ctx: ServiceContext) -> web.Application:
-    from faxgate.api import auth, faxboxes, faxes, health, metrics, openapi, smtplog
+    from faxgate.api import auth, faxboxes, faxes, health, inbox, metrics, openapi, smtplog
 
     app = web.Application(
         middlewares=[
@@ -257,6 +257,7 @@ def create_app(ctx: ServiceContext) -> web.Application:
     faxes.register(app)
     health.register(app)
     smtplog.register(app)
+    inbox.register(app)
     metrics.register(app)
     openapi.register(app)
     return app
