@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from faxgate.jobs import ExtractedPart, write_originals
 from faxgate.service import Service
 from faxgate.store import Store
 from faxgate.store.faxes import PENDING, NewFax
@@ -52,8 +53,6 @@ async def start_service(
 
 async def queue(service: Service, account_id: str, to_number: str, retries: int) -> str:
     """Queue a one-page upload job straight through the store, as the API does."""
-    from faxgate.jobs import ExtractedPart, write_originals
-
     fax = NewFax(account_id, to_number, FROM, retries, {"source": "test"}, status=PENDING)
     files = write_originals(
         service.config.data_dir, fax.id, [ExtractedPart(make_pdf(1), "application/pdf", None)]
