@@ -170,9 +170,8 @@ class Worker:
     async def stop(self) -> None:
         """Stop claiming, hand back jobs not yet calling, let calls finish within the timeout."""
         self._stopping = True
-        for task in (self._loop_task, self._lease_task):
-            if task is not None:
-                task.cancel()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
         for job_id, task in list(self._tasks.items()):
             attempt = self._attempts.get(job_id)
             if attempt is None or not attempt.in_call:
@@ -183,10 +182,13 @@ class Worker:
             for task in late:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        for task in (self._loop_task, self._lease_task):
-            if task is not None:
+        # Leases are renewed until the last call has ended.
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+        for background in (self._loop_task, self._lease_task):
+            if background is not None:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await background
         await self.fetcher.close()
         await self.dialer.close()
         await self.pipeline.close()
@@ -224,8 +226,11 @@ class Worker:
         timeout = self.config.poll_interval
         if len(self._tasks) < self.config.max_calls:
             due = await self.ctx.store.next_due_time()
-            if due is not None:
-                timeout = max(0.0, min(timeout, due - self.ctx.clock.time()))
+            now = self.ctx.clock.time()
+            # A job already due that the claim passed over waits for a running
+            # call to the same number or account to end, which wakes this loop.
+            if due is not None and due > now:
+                timeout = min(timeout, due - now)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()

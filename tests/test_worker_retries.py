@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -260,3 +261,21 @@ async def test_stop_cuts_off_long_call(tmp_path: Path) -> None:
     assert row["lease_owner"] is None
     assert row["call_started"] is None
     assert row["doc"]["attempt_history"][0]["cause"] == "interrupted"
+
+
+async def test_blocked_jobs_do_not_spin(running: list[Service], tmp_path: Path) -> None:
+    dialer = StandInDialer(page_seconds=1.5)
+    service = await start_service(running, tmp_path / "data", dialer, poll_interval=1.0)
+    account, _key = await service.store.create_account("a")
+    for _ in range(3):
+        await queue(service, account["id"], TO, 1)
+
+    async def calling() -> bool:
+        return bool(dialer.active.get(TO))
+
+    await wait_for(calling)
+    cpu_before = time.process_time()
+    await asyncio.sleep(1.0)
+    # Two jobs are due but wait for the call to their number; polling for
+    # them in a loop would use a whole core for this second.
+    assert time.process_time() - cpu_before < 0.3
