@@ -53,7 +53,7 @@ class PageHeader:
 
 @dataclass(frozen=True)
 class CallIdentity:
-    """The sending station's identity as the far end sees it."""
+    """The identity that the sending station presents to the far end."""
 
     station_id: str
     header_text: str

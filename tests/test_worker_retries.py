@@ -276,6 +276,6 @@ async def test_blocked_jobs_do_not_spin(running: list[Service], tmp_path: Path) 
     await wait_for(calling)
     cpu_before = time.process_time()
     await asyncio.sleep(1.0)
-    # Two jobs are due but wait for the call to their number; polling for
+    # Two jobs are due but wait for the call to their number. Polling for
     # them in a loop would use a whole core for this second.
     assert time.process_time() - cpu_before < 0.3
