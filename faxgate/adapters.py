@@ -150,6 +150,9 @@ class RendererPipeline:
         )
         return await self.renderer.stamp_header(tiff_path, out_path, info, self.header_template)
 
+    async def render_tiff_to_pdf(self, tiff_path: Path, pdf_path: Path) -> int:
+        return await self.renderer.render_tiff_to_pdf(tiff_path, pdf_path)
+
     async def close(self) -> None:
         await self.renderer.close()
 

@@ -176,6 +176,8 @@ class InboundReceiver:
             files,
         )
         self.received += 1
+        self.ctx.metrics.pages_received.inc(pages)
+        self.ctx.metrics.call_duration.labels(direction="incoming").observe(result.call_duration)
         log.info("inbound.fax_received", account_id=sink.account_id, faxbox_id=sink.faxbox["id"],
                  fax_id=doc["id"], pages=pages, remote_station_id=result.remote_station_id)
         if self.on_received is not None:

@@ -102,6 +102,10 @@ class DocumentPipeline(Protocol):
 
     async def stamp_header(self, tiff_path: Path, out_path: Path, header: PageHeader) -> Path: ...
 
+    async def render_tiff_to_pdf(self, tiff_path: Path, pdf_path: Path) -> int:
+        """Write a PDF of a received fax TIFF, each page at its own size; return the pages."""
+        ...
+
     async def close(self) -> None: ...
 
 

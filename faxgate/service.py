@@ -21,6 +21,7 @@ from faxgate.context import ServiceContext
 from faxgate.errors import ConfigError
 from faxgate.fetch import Fetcher
 from faxgate.files import write_atomic
+from faxgate.inbound import InboundReceiver
 from faxgate.jobs import Dialer, DocumentPipeline, MailExtractor
 from faxgate.logs import EventLogger, reconfigure_logging
 from faxgate.notify import Notifier
@@ -114,13 +115,18 @@ class Service:
         """Return the components to start before the HTTP API, in start order."""
         # The notifier starts first, so that layers started after it can call it
         # through self.context.components["notifier"].
-        components: list[Component] = [Notifier(self.context)]
+        notifier = Notifier(self.context)
+        components: list[Component] = [notifier]
         pipeline = self._pipeline or build_pipeline(self.config)
         self.context.pipeline = pipeline
+        receiver = InboundReceiver(self.context, pipeline, notifier.fax_received)
+        components.append(receiver)
         dialer = self._dialer
         if dialer is None:
             trunk = self._trunk or build_trunk(self.config)
             self.context.trunks[trunk.name] = trunk
+            # Calls to a faxbox's own number are received by that faxbox.
+            trunk.set_inbound_handler(receiver)
             dialer = TrunkDialer(trunk)
         extractor = self._extractor or build_extractor(self.config)
         fetcher = Fetcher(self.config.fetch, user_agent=f"faxgate/{__version__}")

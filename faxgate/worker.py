@@ -42,6 +42,7 @@ from faxgate.jobs import (
     write_originals,
 )
 from faxgate.logs import EventLogger
+from faxgate.senders import sender_allowed
 from faxgate.store.faxes import (
     ATTACHING_FILES,
     COMPLETED,
@@ -609,11 +610,46 @@ class Worker:
             pdfs = await self.ctx.store.list_fax_files(job.id, PDF)
             pdf_path = self.data_dir / pdfs[0].path if pdfs else None
             faxbox = await self._faxbox(job)
-            await notifier.fax_finished(
-                job.account_id, faxbox or None, fax_view(row, OUTBOX), pdf_path
-            )
+            fax = fax_view(row, OUTBOX)
+            if fax.get("source") == "email":
+                fax = await self._notify_mail_sender(attempt, notifier, faxbox, fax)
+            await notifier.fax_finished(job.account_id, faxbox or None, fax, pdf_path)
         except Exception as exc:  # the fax is finished either way
             attempt.log.exception("job.notify_failed", error=exc)
+
+    async def _notify_mail_sender(
+        self, attempt: Attempt, notifier: Any, faxbox: dict[str, Any], fax: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Tell the sender of an emailed fax what happened, unless the sender may be forged.
+
+        A sender gets mail only when the faxbox's permission list names it or
+        the session logged in for the faxbox: a faxbox that admits every
+        sender would otherwise mail anyone whose address a spammer forged.
+        Mail that never became a fax gets the gateway's failure notice; a fax
+        that was called gets the result mail. Returns the fax with the sender
+        removed from the result mail's recipients when it gets none.
+        """
+        sender = str(fax.get("sender") or "")
+        allowed = bool(fax.get("sender_authenticated")) or (
+            bool(sender) and sender_allowed(list(faxbox.get("smtp_permission_list") or []), sender)
+        )
+        history = fax.get("attempt_history") or [{}]
+        not_faxable = fax["status"] == FAILED and history[-1].get("cause") == CAUSE_DOCUMENT
+        if allowed and not not_faxable:
+            return fax
+
+        if not_faxable:
+            reason = str(history[-1].get("error_message") or "the document could not be read")
+            await notifier.smtp_failure(
+                attempt.job.account_id, faxbox, sender, fax, reason, sender_allowed=allowed
+            )
+        notifications = dict(fax.get("notifications") or {})
+        email = dict(notifications.get("email") or {})
+        email["send_to"] = [
+            address for address in _as_list(email.get("send_to")) if address != sender
+        ]
+        notifications["email"] = email
+        return {**fax, "notifications": notifications}
 
     async def _abandon(self, attempt: Attempt) -> None:
         """End an attempt cut off by shutdown: hand it back, or fail it if the call had started."""
@@ -630,6 +666,12 @@ class Worker:
             await self._finish(attempt, self._failure_end(attempt, failure))
         except Exception as exc:  # the lease runs out and another worker resumes
             attempt.log.exception("job.abandon_failed", error=exc)
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value or []]
 
 
 def _no_call_result(message: str) -> dict[str, Any]:

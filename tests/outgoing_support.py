@@ -156,6 +156,12 @@ class StandInPipeline:
         shutil.copyfile(tiff_path, out_path)
         return out_path
 
+    async def render_tiff_to_pdf(self, tiff_path: Path, pdf_path: Path) -> int:
+        with Image.open(tiff_path) as image:
+            pages = int(getattr(image, "n_frames", 1))
+        pdf_path.write_bytes(make_pdf(pages))
+        return pages
+
     async def close(self) -> None:
         return None
 

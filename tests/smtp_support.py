@@ -15,11 +15,6 @@ from typing import Any
 
 from conftest import ApiClient, wait_for
 
-# The worker (outgoing jobs) is not part of this branch yet. When it is,
-# set this to True: the corpus test then also follows every job to the
-# outbox and checks that the fax completed with the expected page count.
-OUTBOX_CHECKS = False
-
 # Seconds the raw client waits for a reply line.
 REPLY_TIMEOUT = 10.0
 
@@ -137,10 +132,7 @@ async def smtplog_entry(api: ApiClient, entry_id: str) -> dict[str, Any]:
 
 
 async def wait_for_outbox_completed(api: ApiClient, fax_id: str, within: float = 120.0) -> Any:
-    """Wait until GET /faxes/outbox/{id} shows the fax completed; return its document.
-
-    Needs the worker: only called when OUTBOX_CHECKS is True.
-    """
+    """Wait until GET /faxes/outbox/{id} shows the fax completed; return its document."""
 
     async def completed() -> Any:
         status, answer = await api.request("GET", api.account_path(f"/faxes/outbox/{fax_id}"))

@@ -29,7 +29,6 @@ from smtp_corpus import (
     unsupported_only,
 )
 from smtp_support import (
-    OUTBOX_CHECKS,
     RawSmtp,
     create_faxbox,
     send_mail,
@@ -112,9 +111,9 @@ async def test_corpus_message_queues_job(
     assert [doc.get("filename") for doc in entry["documents"] if "skipped" not in doc] == [
         name for name, _type in case.documents
     ]
-    if OUTBOX_CHECKS:
-        outbox = await wait_for_outbox_completed(api, entry["fax_id"])
-        assert outbox["tx_result"]["pages_sent"] == case.pages
+    outbox = await wait_for_outbox_completed(api, entry["fax_id"])
+    assert outbox["tx_result"]["success"] is True
+    assert outbox["tx_result"]["pages_sent"] == case.pages
 
 
 async def test_job_fields_from_faxbox(

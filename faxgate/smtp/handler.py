@@ -283,6 +283,9 @@ class GatewayHandler:
             "from_name": faxbox.get("caller_name", ""),
             "notifications": {"email": {"send_to": [sender]}},
             "source": "email",
+            "sender": sender,
+            # A session that logged in for this faxbox vouches for its sender.
+            "sender_authenticated": _authenticated_for(session, route.faxbox_id),
             "smtplog_id": entry["id"],
             "subject": review.subject,
             "original_number": route.original_number,
@@ -424,3 +427,8 @@ def _peer_ip(session: Session | None) -> str | None:
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return str(peer) if peer else None
+
+
+def _authenticated_for(session: Session, faxbox_id: str) -> bool:
+    login = session.auth_data if session.authenticated else None
+    return isinstance(login, FaxboxLogin) and login.faxbox_id == faxbox_id
