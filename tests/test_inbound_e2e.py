@@ -152,7 +152,7 @@ async def test_forward_rejects_bad_input(api: ApiClient) -> None:
 
 
 def mixed_tiff(path: Path) -> list[tuple[float, float]]:
-    """Write a received-fax TIFF with fine, standard, Legal and short pages; return sizes in inches."""
+    """Write a TIFF with fine, standard, Legal and short pages; return their sizes in inches."""
     pages = [
         (196, 2292),  # fine A4-length: 11.69 in
         (98, 1146),  # standard A4-length
