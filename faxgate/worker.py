@@ -150,6 +150,7 @@ class Worker:
     async def start(self) -> None:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="worker.claim_loop")
         self._lease_task = asyncio.create_task(self._renew_loop(), name="worker.renew_leases")
+        await self._notify_missed()
         log.info("worker.started", owner=self.owner, max_calls=self.config.max_calls)
 
     def wake(self) -> None:
@@ -472,10 +473,13 @@ class Worker:
         return FaxFile(kind=kind, path=stored, content_type=content_type, size=path.stat().st_size)
 
     async def _faxbox(self, job: Job) -> dict[str, Any]:
-        if not job.faxbox_id:
+        return await self._faxbox_of(job.account_id, job.faxbox_id)
+
+    async def _faxbox_of(self, account_id: str, faxbox_id: str | None) -> dict[str, Any]:
+        if not faxbox_id:
             return {}
         try:
-            return await self.ctx.store.get_faxbox(job.account_id, job.faxbox_id)
+            return await self.ctx.store.get_faxbox(account_id, faxbox_id)
         except NotFoundError:
             return {}
 
@@ -600,25 +604,41 @@ class Worker:
             await self._notify(attempt)
 
     async def _notify(self, attempt: Attempt) -> None:
-        """Queue the result notifications of a finished job; a failure only logs."""
+        job = attempt.job
+        await self._notify_finished(job.account_id, job.id, attempt.log)
+
+    async def _notify_finished(self, account_id: str, fax_id: str, job_log: EventLogger) -> None:
+        """Queue the result notifications of a finished job; a failure only logs.
+
+        The fax is marked notified once they are queued. A fax left unmarked
+        by a crash is notified again at the next start, and the notifier's
+        dedupe keys keep a repeated call from mailing anyone twice.
+        """
         notifier = self.ctx.components.get("notifier")
         if notifier is None:
             return
-        job = attempt.job
         try:
-            row = await self.ctx.store.get_fax_row(job.account_id, job.id)
-            pdfs = await self.ctx.store.list_fax_files(job.id, PDF)
+            row = await self.ctx.store.get_fax_row(account_id, fax_id)
+            pdfs = await self.ctx.store.list_fax_files(fax_id, PDF)
             pdf_path = self.data_dir / pdfs[0].path if pdfs else None
-            faxbox = await self._faxbox(job)
+            faxbox = await self._faxbox_of(account_id, row.get("faxbox_id"))
             fax = fax_view(row, OUTBOX)
             if fax.get("source") == "email":
-                fax = await self._notify_mail_sender(attempt, notifier, faxbox, fax)
-            await notifier.fax_finished(job.account_id, faxbox or None, fax, pdf_path)
+                fax = await self._notify_mail_sender(account_id, notifier, faxbox, fax)
+            await notifier.fax_finished(account_id, faxbox or None, fax, pdf_path)
+            await self.ctx.store.mark_fax_notified(fax_id)
         except Exception as exc:  # the fax is finished either way
-            attempt.log.exception("job.notify_failed", error=exc)
+            job_log.exception("job.notify_failed", error=exc)
+
+    async def _notify_missed(self) -> None:
+        """Queue notifications that a crash cut off between a job's end and its notice."""
+        for account_id, fax_id in await self.ctx.store.list_unnotified_faxes():
+            job_log = log.bind(job_id=fax_id, account_id=account_id)
+            job_log.info("job.notify_resumed")
+            await self._notify_finished(account_id, fax_id, job_log)
 
     async def _notify_mail_sender(
-        self, attempt: Attempt, notifier: Any, faxbox: dict[str, Any], fax: dict[str, Any]
+        self, account_id: str, notifier: Any, faxbox: dict[str, Any], fax: dict[str, Any]
     ) -> dict[str, Any]:
         """Tell the sender of an emailed fax what happened, unless the sender may be forged.
 
@@ -641,7 +661,7 @@ class Worker:
         if not_faxable:
             reason = str(history[-1].get("error_message") or "the document could not be read")
             await notifier.smtp_failure(
-                attempt.job.account_id, faxbox, sender, fax, reason, sender_allowed=allowed
+                account_id, faxbox, sender, fax, reason, sender_allowed=allowed
             )
         notifications = dict(fax.get("notifications") or {})
         email = dict(notifications.get("email") or {})

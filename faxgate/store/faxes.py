@@ -130,8 +130,8 @@ async def insert_fax(db: aiosqlite.Connection, fax: NewFax, now: float) -> dict[
     }
     await db.execute(
         "INSERT INTO faxes (id, account_id, faxbox_id, status, folder, to_number, from_number,"
-        " attempts, retries, due, message_id, created, modified, doc)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+        " attempts, retries, due, message_id, created, modified, doc, notified)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 0)",
         (
             fax.id,
             fax.account_id,
@@ -372,6 +372,18 @@ class FaxesMixin(StoreBase):
             "UPDATE faxes SET call_started = ?, status = ?, progress = ?, modified = ?",
             [now, PROCESSING, "dialing", to_gregorian(now)],
         )
+
+    async def list_unnotified_faxes(self, limit: int = 100) -> list[tuple[str, str]]:
+        """Return (account id, fax id) of finished faxes whose notifications were not queued."""
+        rows = await self.fetch_all(
+            "SELECT account_id, id FROM faxes WHERE notified = 0 AND status IN (?, ?)"
+            " ORDER BY seq LIMIT ?",
+            (COMPLETED, FAILED, limit),
+        )
+        return [(str(row["account_id"]), str(row["id"])) for row in rows]
+
+    async def mark_fax_notified(self, fax_id: str) -> None:
+        await self.execute("UPDATE faxes SET notified = 1 WHERE id = ?", (fax_id,))
 
     async def finish_attempt(self, job_id: str, owner: str, end: AttemptEnd) -> dict[str, Any]:
         """Record an ended attempt, release the lease and return the updated document."""
