@@ -39,7 +39,7 @@ ReceivedHook = Callable[[str, dict[str, Any], dict[str, Any], Path | None, Path 
 
 @dataclass
 class InboundSink:
-    """Where one arriving fax goes: the trunk writes `tiff_path` and reports to this sink."""
+    """Destination of one arriving fax: the trunk writes `tiff_path` and reports here."""
 
     receiver: InboundReceiver
     account_id: str

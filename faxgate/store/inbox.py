@@ -116,7 +116,7 @@ class InboxMixin(FaxesMixin):
         parts = split_month_id(fax_id)
         if parts is None:
             raise NotFoundError(f"fax {fax_id} not found", id=fax_id)
-        _month, hex_id = parts
+        month, hex_id = parts
         placeholders = ",".join("?" for _ in states)
         row = await self.fetch_one(
             f"SELECT doc FROM inbox WHERE id = ? AND account_id = ? AND status IN ({placeholders})",
@@ -125,7 +125,7 @@ class InboxMixin(FaxesMixin):
         if row is None:
             raise NotFoundError(f"fax {fax_id} not found", id=fax_id)
         doc = self._with_inbox_id(from_json(row["doc"]))
-        if _month is not None and doc["id"] != fax_id:
+        if month is not None and doc["id"] != fax_id:
             raise NotFoundError(f"fax {fax_id} not found", id=fax_id)
         return doc
 
