@@ -15,7 +15,7 @@ TEST_SYSTEM_PACKAGES := tesseract-ocr ghostscript swaks systemd openssl
 .PHONY: run test lint typecheck unit system-deps test-system-deps bench clean
 
 run: $(STAMP) system-deps
-	$(BIN)/faxgate serve --config config/faxgate.toml
+	$(BIN)/faxgate --config config/faxgate.toml serve
 
 test: $(STAMP) system-deps test-system-deps lint typecheck unit
 

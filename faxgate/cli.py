@@ -97,6 +97,8 @@ async def _create_demo(service: Service) -> None:
     domain = faxbox["smtp_email_address"]
     http = service.http_url
     smtp_port = service.smtp_port or service.config.smtp.port
+    # A "+" in a query string reads as a space, so it is sent percent-encoded.
+    number_query = DEMO_NUMBER.replace("+", "%2B")
     print(
         f"""
 faxgate demo account created (shown once; keep the API key):
@@ -106,7 +108,7 @@ faxgate demo account created (shown once; keep the API key):
 
 Send a fax by email (any PDF), to the demo faxbox's own number:
   swaks --server {service.config.smtp.host}:{smtp_port} --from you@example.com \\
-        --to '{DEMO_NUMBER}@{domain}' --attach @document.pdf
+        --to '{DEMO_NUMBER.lstrip("+")}@{domain}' --attach document.pdf
 
 Or over the REST API:
   TOKEN=$(curl -s -X PUT {http}/v2/api_auth -d '{{"data":{{"api_key":"{api_key}"}}}}' \\
@@ -114,7 +116,13 @@ Or over the REST API:
   curl -s -H "X-Auth-Token: $TOKEN" {http}/v2/accounts/{account["id"]}/faxboxes
   curl -s -H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/pdf' \\
        --data-binary @document.pdf -X PUT \\
-       '{http}/v2/accounts/{account["id"]}/faxes?to_number={DEMO_NUMBER}&from_number={DEMO_NUMBER}'
+       '{http}/v2/accounts/{account["id"]}/faxes?to_number={number_query}&from_number={number_query}'
+
+Or with the faxgate command:
+  FAXGATE_API_KEY={api_key} .venv/bin/faxgate --config config/faxgate.toml \\
+       send --faxbox {faxbox["id"]} --to {DEMO_NUMBER} --wait document.pdf
+
+The fax goes to the demo faxbox's own number, so it also arrives in its inbox.
 """,
         flush=True,
     )
@@ -213,9 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--to", required=True, metavar="NUMBER", help="destination fax number")
     send.add_argument(
         "--from", dest="from_number", metavar="NUMBER",
-        help="sender's fax number (default: the faxbox's caller_id)",
+        help="sender's fax number (default: the caller_id of --faxbox, or of the"
+        " account's only faxbox)",
     )
-    send.add_argument("--faxbox", metavar="ID", help="faxbox whose settings the fax uses")
+    send.add_argument(
+        "--faxbox", metavar="ID",
+        help="faxbox whose settings the fax uses (default: the account's only faxbox,"
+        " unless --from is given)",
+    )
     send.add_argument("--retries", type=int, metavar="N", help="total call attempts, 0 to 4")
     send.add_argument("--wait", action="store_true", help="print progress until the fax is done")
     send.add_argument(
@@ -273,6 +286,9 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
     async with aiohttp.ClientSession() as session:
         client = FaxgateClient(session, base_url)
         await client.authenticate(api_key)
+        if "from_number" not in fields and "faxbox_id" not in fields:
+            fields["faxbox_id"] = await client.sole_faxbox()
+            _print_progress(f"sending from faxbox {fields['faxbox_id']}")
         job = await client.submit_fax(fields, documents, _print_progress)
         _print_progress(f"queued fax {job['id']} to {args.to}")
         if not args.wait:

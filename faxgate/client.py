@@ -153,6 +153,21 @@ class FaxgateClient:
         self.account_id = str(body["data"]["account_id"])
         return self.account_id
 
+    async def sole_faxbox(self) -> str:
+        """Return the id of the account's only faxbox; raise when it has none or several."""
+        status, body = await self.request(
+            "GET", f"/v2/accounts/{self.account_id}/faxboxes?paginate=false"
+        )
+        if status != 200:
+            raise ApiClientError(f"listing faxboxes failed ({status}): {_error_text(body)}")
+        faxboxes = body["data"]
+        if len(faxboxes) != 1:
+            raise ApiClientError(
+                f"the account has {len(faxboxes)} faxboxes, so the sender is not known:"
+                " pass --faxbox ID or --from NUMBER"
+            )
+        return str(faxboxes[0]["id"])
+
     async def submit_fax(
         self, fields: dict[str, Any], documents: list[Document], progress: Progress
     ) -> dict[str, Any]:
