@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from faxgate.service import Service
 from tests.conftest import ApiClient, make_config, wait_for
@@ -189,6 +190,21 @@ async def test_raw_pdf_body(start: Factory, http: aiohttp.ClientSession) -> None
     _code, tiff, disposition = await attachment(client, fax["id"], "tiff")
     assert tiff[:4] == b"II*\x00"
     assert disposition.endswith('.tif"')
+
+
+async def test_raw_jpeg_body(start: Factory, http: aiohttp.ClientSession) -> None:
+    client = await client_for(await start(), http)
+    photo = io.BytesIO()
+    Image.new("L", (600, 800), 200).save(photo, format="JPEG")
+    status, body = await client.request(
+        "PUT",
+        client.account_path(f"/faxes?to_number={TO}&from_number={FROM}"),
+        data=photo.getvalue(),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert status == 201, body
+    fax = await finished(client, body["data"]["id"])
+    assert fax["tx_result"]["pages_sent"] == 1
 
 
 async def test_outgoing_shows_live_progress(start: Factory, http: aiohttp.ClientSession) -> None:

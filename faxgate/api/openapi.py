@@ -449,7 +449,7 @@ def _request_body(operation: Operation) -> Schema | None:
         content["multipart/mixed"] = {"schema": {"type": "string", "description": (
             "A JSON part with {\"data\": {...}} and one or more document parts")}}
         content["application/pdf"] = {"schema": _BINARY}
-        content["image/tiff"] = {"schema": _BINARY}
+        content["image/*"] = {"schema": _BINARY}
     return {"required": True, "content": content}
 
 

@@ -73,6 +73,7 @@ JOB_FIELDS = (*OUTGOING_SCHEMA["properties"], "fax_identity_number", "fax_header
 # Job fields that a raw document upload takes from the query string.
 _QUERY_FIELDS = ("to_number", "from_number", "to_name", "from_name", "retries",
                  "fax_timezone", "faxbox_id")
+# Raw bodies: PDF and every image type (a phone photo of a page, a scan).
 _RAW_DOCUMENT_TYPES = ("application/pdf", "image/tiff")
 _MULTIPART_TYPES = ("multipart/mixed", "multipart/form-data")
 
@@ -108,7 +109,7 @@ async def read_submission(request: web.Request, max_bytes: int) -> Submission:
     content_type = request.content_type.lower()
     if content_type in _MULTIPART_TYPES:
         return await _read_multipart(request, max_bytes)
-    if content_type in _RAW_DOCUMENT_TYPES:
+    if content_type in _RAW_DOCUMENT_TYPES or content_type.startswith("image/"):
         data = await request.read()
         return Submission(_query_fields(request), [Upload(data, None, content_type)])
     if content_type in ("application/json", "application/octet-stream", "text/plain", ""):
@@ -116,7 +117,7 @@ async def read_submission(request: web.Request, max_bytes: int) -> Submission:
     raise web.HTTPUnsupportedMediaType(
         text=(
             f"Content-Type {content_type} is not accepted; send application/json, "
-            "multipart/mixed, multipart/form-data, application/pdf or image/tiff"
+            "multipart/mixed, multipart/form-data, application/pdf or an image type"
         )
     )
 
