@@ -91,6 +91,7 @@ async def _create_demo(service: Service) -> None:
             "fax_identity": DEMO_NUMBER,
             "smtp_permission_list": [],
             "smtp_allow_all_senders": True,
+            "smtp_fax_text_body": True,
         },
         service.config.smtp.default_domain,
     )
