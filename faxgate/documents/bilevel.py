@@ -27,6 +27,10 @@ SMOOTH_GRADIENT = 24  # photographs change slowly from pixel to pixel
 PHOTO_BLOCK = 16  # photo regions are decided per block of 16 x 16 pixels
 PHOTO_BLOCK_SHARE = 0.3  # share of smooth mid-grey pixels that marks a photo block
 PHOTO_MIN_SHARE = 0.01  # pages with fewer mid-grey pixels skip the photo search
+PAPER_MIN_BRIGHTNESS = 150  # paper is at least this bright, however it is lit,
+PAPER_MIN_BRIGHT_SHARE = 0.85  # over this share of the image
+PAPER_INK_BELOW = 96  # levelled grey values below this count as ink
+PAPER_MIN_INK_SHARE = 0.005
 HALFTONE_CELL_WIDTH = 6  # 34 dots per inch across at 204 dpi
 
 Content = Literal["text", "drawing", "scan"]
@@ -66,7 +70,8 @@ def level_background(grey: Image.Image) -> Image.Image:
     """Return `grey` divided by an estimate of its local paper brightness.
 
     The paper is taken to be the brightest value within about 18 mm, smoothed.
-    Returns the image unchanged when the paper is white already.
+    Returns the image unchanged when its paper is white already, or when it
+    does not look like paper at all (see _looks_like_paper).
     """
     small = grey.reduce(PHOTO_BLOCK)
     background_small = small.filter(ImageFilter.MaxFilter(9)).filter(ImageFilter.GaussianBlur(2))
@@ -78,7 +83,25 @@ def level_background(grey: Image.Image) -> Image.Image:
     # Pillow has no per-pixel division.
     inverse = background.point(_inverse_lut())
     scaled = ImageChops.multiply(grey, inverse)
-    return scaled.point(_times_four_lut())
+    leveled = scaled.point(_times_four_lut())
+    if not _looks_like_paper(background_small.histogram(), leveled.histogram()):
+        return grey
+    return leveled
+
+
+def _looks_like_paper(background_histogram: list[int], leveled_histogram: list[int]) -> bool:
+    """Return True when an image looks like lit paper with ink on it.
+
+    Paper is bright nearly everywhere, even in the dark corner of a phone
+    photo, and levelling leaves some clearly dark ink. A photograph has large
+    dark areas, or no ink once its smooth areas are levelled; it keeps its
+    original tones, and the photo search halftones it.
+    """
+    bright = sum(background_histogram[PAPER_MIN_BRIGHTNESS:])
+    if bright < PAPER_MIN_BRIGHT_SHARE * sum(background_histogram):
+        return False
+    ink = sum(leveled_histogram[:PAPER_INK_BELOW])
+    return ink >= PAPER_MIN_INK_SHARE * sum(leveled_histogram)
 
 
 def find_photo_regions(grey: Image.Image, histogram: list[int]) -> Image.Image | None:

@@ -60,7 +60,11 @@ def open_image(source: Path | IO[bytes], limits: RenderLimits) -> Iterator[Image
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(source)
     except Image.DecompressionBombError as exc:
-        raise _too_large() from exc
+        # Pillow's own limit (twice Image.MAX_IMAGE_PIXELS) fired while reading the header.
+        raise DocumentError(
+            f"the image has more pixels than the limit of {limits.max_image_pixels}",
+            code="too_large",
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DocumentError("the image file is damaged or not an image", code="corrupt") from exc
     try:
@@ -151,9 +155,11 @@ def _frame_to_ink(image: Image.Image, info: FrameInfo, plan: PagePlan, ydpi: int
     target = (plan.width_px, plan.height_px)
     if target != grey.size:
         grey = _resize(grey, target, bilevel=image.mode == "1")
-    # Bilevel images (fax and scanner TIFFs) have white paper already.
+    # Bilevel images (fax and scanner TIFFs) have white paper already. The
+    # image is converted before it is placed, so the white margins do not
+    # count in its paper and photo tests.
     content: Content = "drawing" if image.mode == "1" else "scan"
-    return to_ink(_place(grey, plan), ydpi, content)
+    return _place_ink(to_ink(grey, ydpi, content))
 
 
 def _is_fax_ready(image: Image.Image, info: FrameInfo, plan: PagePlan, ydpi: int) -> bool:
@@ -165,6 +171,14 @@ def _is_fax_ready(image: Image.Image, info: FrameInfo, plan: PagePlan, ydpi: int
         and plan.height_px == image.height
         and round(info.ydpi) == ydpi
     )
+
+
+def _place_ink(ink: Image.Image) -> Image.Image:
+    if ink.width == FAX_WIDTH_PX:
+        return ink
+    canvas = Image.new("1", (FAX_WIDTH_PX, ink.height), 0)
+    canvas.paste(ink, (left_margin(ink.width), 0))
+    return canvas
 
 
 def _place(grey: Image.Image, plan: PagePlan) -> Image.Image:
@@ -241,11 +255,7 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _too_large(
-    width: int | None = None, height: int | None = None, limit: int | None = None
-) -> DocumentError:
-    if width is None:
-        return DocumentError("the image is too large to convert", code="too_large")
+def _too_large(width: int, height: int, limit: int) -> DocumentError:
     return DocumentError(
         f"the image is {width} x {height} pixels, more than the limit of {limit} pixels",
         code="too_large",
