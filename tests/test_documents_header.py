@@ -145,7 +145,7 @@ async def test_received_tiff_to_pdf(renderer: DocumentRenderer, tmp_path: Path) 
     assert sizes == [(609.9, 839.8), (609.9, 1008.0), (609.9, 146.9)]
     bitmap = pdf[2].render(scale=204 / 72, grayscale=True).to_pil()
     assert bitmap.getpixel((200, 150)) < 64  # the black box is black
-    assert bitmap.getpixel((600, 300)) > 192  # and the paper is white
+    assert bitmap.getpixel((600, 300)) > 192  # the paper is white
     pdf.close()
 
 

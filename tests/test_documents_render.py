@@ -95,10 +95,13 @@ async def test_pdf_page_placement(renderer: DocumentRenderer, tmp_path: Path) ->
     assert (_black_box(pages[0]) or (0,))[:3] == (20, 0, 123)
     # /Rotate 90 turns the page clockwise: the MediaBox's top-left corner is top-right.
     left, top, right, _ = _black_box(pages[1]) or (0, 0, 0, 0)
-    assert right == 1728 and top == 0 and left > 1600
+    assert right == 1728
+    assert top == 0
+    assert left > 1600
     # A landscape page is turned counter-clockwise: its top-left corner is bottom-left.
     left, _, _, bottom = _black_box(pages[2]) or (0, 0, 0, 0)
-    assert left == 0 and bottom == pages[2].height
+    assert left == 0
+    assert bottom == pages[2].height
     # The 80 mm receipt keeps its size, centred.
     assert (_black_box(pages[3]) or (0,))[0] == (1728 - 643) // 2
 
@@ -172,8 +175,9 @@ async def test_phone_photo_of_page(renderer: DocumentRenderer, tmp_path: Path) -
 
     pages, _ = await _render(renderer, tmp_path, buffer.getvalue(), "IMG_0001.JPG")
     page = pages[0]
-    assert page.width == 1728 and page.height > page.width  # portrait again
-    # The darkest corner of the paper stays white, and the text lines stay solid.
+    assert page.width == 1728
+    assert page.height > page.width  # portrait again
+    # The paper's darkest corner comes out white and the text lines solid.
     paper_corner = page.crop((100, page.height - 150, 1600, page.height - 20))
     assert paper_corner.histogram()[0] < 0.01 * paper_corner.width * paper_corner.height
     lines = page.crop((400, 200, 1300, page.height - 200))

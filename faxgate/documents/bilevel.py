@@ -40,7 +40,7 @@ def to_ink(grey: Image.Image, ydpi: int, content: Content) -> Image.Image:
     """Convert a greyscale page at fax resolution to a mode "1" image in fax polarity.
 
     In the result 255 (a set bit) is black, the bit sense of fax data.
-    `content` says what the page may contain: "text" pages have only solid
+    `content` describes what the page may contain: "text" pages have only solid
     glyphs and are just thresholded, "drawing" pages may also have thin lines,
     grey fills and pictures, "scan" pages are photos or scans of paper, whose
     paper may be grey and unevenly lit.
@@ -70,8 +70,8 @@ def level_background(grey: Image.Image) -> Image.Image:
     """Return `grey` divided by an estimate of its local paper brightness.
 
     The paper is taken to be the brightest value within about 18 mm, smoothed.
-    Returns the image unchanged when its paper is white already, or when it
-    does not look like paper at all (see _looks_like_paper).
+    Returns the image unchanged when its paper is white already, or when the
+    image does not look like lit paper (a photograph).
     """
     small = grey.reduce(PHOTO_BLOCK)
     background_small = small.filter(ImageFilter.MaxFilter(9)).filter(ImageFilter.GaussianBlur(2))
@@ -94,8 +94,8 @@ def _looks_like_paper(background_histogram: list[int], leveled_histogram: list[i
 
     Paper is bright nearly everywhere, even in the dark corner of a phone
     photo, and levelling leaves some clearly dark ink. A photograph has large
-    dark areas, or no ink once its smooth areas are levelled; it keeps its
-    original tones, and the photo search halftones it.
+    dark areas, or has no ink left once its smooth areas are levelled. It then
+    keeps its original tones, and the photo search halftones it.
     """
     bright = sum(background_histogram[PAPER_MIN_BRIGHTNESS:])
     if bright < PAPER_MIN_BRIGHT_SHARE * sum(background_histogram):

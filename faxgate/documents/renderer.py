@@ -69,8 +69,8 @@ class DocumentRenderer:
         count = max(1, workers or os.cpu_count() or 1)
         self._workers = [_Worker(limits.memory_mb) for _ in range(count)]
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
-        for each in self._workers:
-            self._idle.put_nowait(each)
+        for pooled in self._workers:
+            self._idle.put_nowait(pooled)
         self._closed = False
 
     async def warm_up(self) -> None:
@@ -79,7 +79,7 @@ class DocumentRenderer:
         try:
             loop = asyncio.get_running_loop()
             await asyncio.gather(
-                *(loop.run_in_executor(each.executor, worker.ping) for each in workers)
+                *(loop.run_in_executor(pooled.executor, worker.ping) for pooled in workers)
             )
         finally:
             self._release(workers)
@@ -176,21 +176,21 @@ class DocumentRenderer:
         self, source: worker.PreparedSource, ydpi: int, budget: float
     ) -> list[FaxPage]:
         count = len(source.plans)
-        wanted = max(1, min(len(self._workers), math.ceil(count / MIN_PAGES_PER_WORKER)))
-        workers = await self._acquire(wanted)
+        useful = max(1, min(len(self._workers), math.ceil(count / MIN_PAGES_PER_WORKER)))
+        workers = await self._acquire(useful)
         try:
             deadline = asyncio.get_running_loop().time() + budget
             ranges = _split(count, len(workers))
             tasks = [
                 asyncio.create_task(
                     self._run(
-                        each,
+                        pooled,
                         worker.render_chunk,
                         worker.ChunkRequest(source, first, stop, ydpi, self._limits),
                         deadline,
                     )
                 )
-                for each, (first, stop) in zip(workers, ranges, strict=True)
+                for pooled, (first, stop) in zip(workers, ranges, strict=True)
             ]
             try:
                 chunks = await asyncio.gather(*tasks)
@@ -256,23 +256,24 @@ class DocumentRenderer:
             code="timeout",
         )
 
-    async def _acquire(self, wanted: int) -> list[_Worker]:
+    async def _acquire(self, limit: int) -> list[_Worker]:
+        """Wait for one idle worker, then take more that are idle, up to `limit`."""
         if self._closed:
             raise RuntimeError("the DocumentRenderer is closed")
-        taken = [await self._idle.get()]
-        while len(taken) < wanted:
+        acquired = [await self._idle.get()]
+        while len(acquired) < limit:
             try:
-                taken.append(self._idle.get_nowait())
+                acquired.append(self._idle.get_nowait())
             except asyncio.QueueEmpty:
                 break
-        return taken
+        return acquired
 
     async def _acquire_all(self) -> list[_Worker]:
         return [await self._idle.get() for _ in self._workers]
 
     def _release(self, workers: Sequence[_Worker]) -> None:
-        for each in workers:
-            self._idle.put_nowait(each)
+        for pooled in workers:
+            self._idle.put_nowait(pooled)
 
 
 class _Worker:
@@ -319,10 +320,10 @@ def _kill_process_group(pid: int) -> None:
 
 
 def _stop_workers(workers: Sequence[_Worker]) -> None:
-    for each in workers:
-        each.executor.shutdown(wait=False, cancel_futures=True)
-    for each in workers:
-        processes = dict(getattr(each.executor, "_processes", None) or {})
+    for pooled in workers:
+        pooled.executor.shutdown(wait=False, cancel_futures=True)
+    for pooled in workers:
+        processes = dict(getattr(pooled.executor, "_processes", None) or {})
         for process in processes.values():
             process.join(timeout=5)
             if process.is_alive():
