@@ -1,15 +1,16 @@
 """Measure how legible small text is on faxgate's fax pages, against Ghostscript.
 
-Makes A4 PDFs of known text at 10, 8 and 6 pt in several font families,
-renders them to fax pages at standard (204 x 98 dpi) and fine (204 x 196 dpi)
-resolution through faxgate's DocumentRenderer and, when `gs` is installed,
-through Ghostscript's tiffg4 device at the same geometry (A4 at 100 %, 1728
-pixels wide). Each page is scaled to square pixels (204 x 204 dpi, bilinear)
+Makes A4 PDFs of known text at 10, 8 and 6 pt in several font families. They
+are rendered to fax pages at standard (204 x 98 dpi) and fine (204 x 196 dpi)
+resolution through faxgate's DocumentRenderer. When `gs` is installed, they
+are also rendered through Ghostscript's tiffg4 device at the same geometry
+(A4 at 100 %, 1728 pixels wide), and with --naive by a plain anti-aliased
+PDFium render thresholded at 50 %. Each page is scaled to square pixels (204 x 204 dpi, bilinear)
 and read back with tesseract. The score is the share of the known text's
 non-space characters read back: 1 - edit distance / length, so word spacing
 that OCR gets wrong does not count.
 
-Usage: python bench/legibility.py [--families sans,serif,helvetica,times] [--jobs 2]
+Usage: python bench/legibility.py [--families sans,serif,helvetica,times] [--jobs 2] [--naive]
 Needs the Debian packages tesseract-ocr and, for the comparison, ghostscript.
 """
 
@@ -26,6 +27,8 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,13 +46,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(FAMILIES), help="font families to test")
     parser.add_argument("--jobs", type=int, default=2, help="OCR processes run in parallel")
+    parser.add_argument(
+        "--naive",
+        action="store_true",
+        help="also score a naive render: anti-aliased PDFium output thresholded at 50 %%",
+    )
     arguments = parser.parse_args()
     if shutil.which("tesseract") is None:
         sys.exit("tesseract is not installed (Debian package tesseract-ocr); nothing to measure")
-    asyncio.run(run(arguments.families.split(","), arguments.jobs))
+    asyncio.run(run(arguments.families.split(","), arguments.jobs, arguments.naive))
 
 
-async def run(families: list[str], jobs: int) -> None:
+async def run(families: list[str], jobs: int, naive: bool) -> None:
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
         documents = {
@@ -63,6 +71,8 @@ async def run(families: list[str], jobs: int) -> None:
             for size in SIZES_PT
         }
         pages = await _render_faxgate(documents, work)
+        if naive:
+            pages.update(_render_naive(documents, work))
         if shutil.which("gs"):
             pages.update(_render_ghostscript(documents, work))
         else:
@@ -77,7 +87,7 @@ async def run(families: list[str], jobs: int) -> None:
                     strict=True,
                 )
             )
-    _report(documents, scores, families)
+    _report(documents, scores, families, naive)
 
 
 async def _render_faxgate(
@@ -96,6 +106,30 @@ async def _render_faxgate(
                 pages[(family, size, resolution, "faxgate")] = (rendered.tiff_path, ydpi)
     finally:
         await renderer.close()
+    return pages
+
+
+def _render_naive(
+    documents: dict[tuple[str, int], TextPdf], work: Path
+) -> dict[tuple[str, int, str, str], tuple[Path, int]]:
+    """Render with anti-aliasing at fax resolution and threshold at 50 %, for comparison."""
+    pages = {}
+    for (family, size), document in documents.items():
+        pdf = pdfium.PdfDocument(document.path)
+        page = pdf[0]
+        width_pt, height_pt = page.get_size()
+        for resolution, ydpi in RESOLUTIONS.items():
+            width, height = round(width_pt / 72 * 204), round(height_pt / 72 * ydpi)
+            bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_c.FPDFBitmap_Gray)
+            bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
+            pdfium_c.FPDF_RenderPageBitmap(
+                bitmap, page, 0, 0, width, height, 0, pdfium_c.FPDF_GRAYSCALE
+            )
+            out = work / f"naive-{family}-{size}-{resolution}.tif"
+            bitmap.to_pil().convert("1", dither=Image.Dither.NONE).save(out)
+            pages[(family, size, resolution, "naive")] = (out, ydpi)
+        page.close()
+        pdf.close()
     return pages
 
 
@@ -170,20 +204,23 @@ def _report(
     documents: dict[tuple[str, int], TextPdf],
     scores: dict[tuple[str, int, str, str], float],
     families: list[str],
+    naive: bool,
 ) -> None:
+    renderers = ["faxgate", "gs"] + (["naive"] if naive else [])
     print("Characters read back by tesseract (share of the known text, spaces ignored)")
-    columns = ("faxgate", "gs tiffg4", "faxgate-gs")
-    print(f"{'font':34} {'size':>5} {'resolution':>10} " + " ".join(f"{c:>10}" for c in columns))
+    headings = ["faxgate", "gs tiffg4", "faxgate-gs"] + (["naive"] if naive else [])
+    print(f"{'font':34} {'size':>5} {'resolution':>10} " + " ".join(f"{h:>10}" for h in headings))
     for resolution in RESOLUTIONS:
         for size in SIZES_PT:
             for family in families:
-                faxgate = scores.get((family, size, resolution, "faxgate"))
-                ghostscript = scores.get((family, size, resolution, "gs"))
-                cells = (
-                    _percent(faxgate),
-                    _percent(ghostscript),
-                    _difference(faxgate, ghostscript),
-                )
+                found = {name: scores.get((family, size, resolution, name)) for name in renderers}
+                cells = [
+                    _percent(found["faxgate"]),
+                    _percent(found["gs"]),
+                    _difference(found["faxgate"], found["gs"]),
+                ]
+                if naive:
+                    cells.append(_percent(found["naive"]))
                 print(
                     f"{documents[(family, size)].font:34} {size:>2} pt {resolution:>10} "
                     + " ".join(f"{cell:>10}" for cell in cells)
@@ -192,17 +229,17 @@ def _report(
     print("All families together (character-weighted):")
     for resolution in RESOLUTIONS:
         for size in SIZES_PT:
-            row = []
-            for renderer in ("faxgate", "gs"):
+            parts = []
+            for name in renderers:
                 weights = [
                     (scores[key], len("".join(documents[(family, size)].lines)))
                     for family in families
-                    if (key := (family, size, resolution, renderer)) in scores
+                    if (key := (family, size, resolution, name)) in scores
                 ]
                 total = sum(weight for _, weight in weights)
-                row.append(sum(s * w for s, w in weights) / total if total else None)
-            faxgate, ghostscript = _percent(row[0]), _percent(row[1])
-            print(f"  {size:>2} pt {resolution:>8}: faxgate {faxgate}   gs {ghostscript}")
+                share = sum(s * w for s, w in weights) / total if total else None
+                parts.append(f"{name} {_percent(share)}")
+            print(f"  {size:>2} pt {resolution:>8}: " + "   ".join(parts))
 
 
 def _percent(value: float | None) -> str:

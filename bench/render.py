@@ -3,9 +3,9 @@
 Builds a 36-page A4 PDF (32 pages of text from 6 to 10 pt, 2 pages of table
 rules, 2 pages with a greyscale photo) and converts it to a G4 fax TIFF at
 fine and standard resolution. It goes through faxgate's DocumentRenderer,
-its worker pool started beforehand as in the running service, and, when
-`gs` is installed, through Ghostscript's tiffg4 device at the same geometry
-(A4 at 100 %, 1728 pixels wide), as Kazoo and HylaFAX run it. Each conversion
+whose worker pool is started beforehand as in the running service. When `gs`
+is installed, it also goes through Ghostscript's tiffg4 device at the same
+geometry (A4 at 100 %, 1728 pixels wide), as Kazoo and HylaFAX run it. Each conversion
 runs --repeat times, interleaved. The table shows median wall and CPU times;
 CPU time is the fairer comparison on a machine that other work shares.
 

@@ -404,3 +404,40 @@ async def test_memory_limit_rejects(tmp_path: Path) -> None:
         await pool.close()
     assert caught.value.code in ("too_large", "render_failed")
     assert document.pages == 1
+
+
+async def test_text_page_limit(renderer: DocumentRenderer, tmp_path: Path) -> None:
+    text = "line\n" * (63 * LIMITS.max_pages + 1)
+    with pytest.raises(DocumentError) as caught:
+        await _render(renderer, tmp_path, text.encode(), "huge.txt")
+    assert caught.value.code == "too_many_pages"
+
+
+async def test_concurrent_renders_share_pool(renderer: DocumentRenderer, tmp_path: Path) -> None:
+    outs = [tmp_path / name for name in ("a", "b", "c")]
+    for out in outs:
+        await asyncio.to_thread(out.mkdir)
+    documents = await asyncio.gather(
+        *(
+            renderer.render([DocumentInput(data=pdf_with_pages([A4] * (index + 2)))], out)
+            for index, out in enumerate(outs)
+        )
+    )
+    assert [document.pages for document in documents] == [2, 3, 4]
+
+
+async def test_cancelled_render_frees_worker(tmp_path: Path) -> None:
+    pool = DocumentRenderer(RenderLimits(timeout_s=60), workers=1)
+    try:
+        await pool.warm_up()
+        task = asyncio.create_task(
+            pool.render([DocumentInput(data=pdf_with_pages([A4] * 40))], tmp_path)
+        )
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        document = await pool.render([DocumentInput(data=b"next job\n")], tmp_path)
+    finally:
+        await pool.close()
+    assert document.pages == 1

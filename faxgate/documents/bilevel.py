@@ -40,10 +40,10 @@ def to_ink(grey: Image.Image, ydpi: int, content: Content) -> Image.Image:
     """Convert a greyscale page at fax resolution to a mode "1" image in fax polarity.
 
     In the result 255 (a set bit) is black, the bit sense of fax data.
-    `content` describes what the page may contain: "text" pages have only solid
-    glyphs and are just thresholded, "drawing" pages may also have thin lines,
-    grey fills and pictures, "scan" pages are photos or scans of paper, whose
-    paper may be grey and unevenly lit.
+    `content` describes what the page may contain. "text" pages have only
+    solid glyphs and are just thresholded. "drawing" pages may also have thin
+    lines, grey fills and pictures. "scan" pages are photos or scans of paper,
+    whose paper may be grey and unevenly lit.
     """
     if content == "text":
         return _threshold(grey)

@@ -1,4 +1,4 @@
-"""Where a source page lands on fax pages: rotation, scale and splitting."""
+"""Page placement on fax pages: rotation, scale and splitting of long pages."""
 
 from __future__ import annotations
 

@@ -5,6 +5,11 @@ Text is rendered aliased, with the font's hinting, directly at fax resolution
 lines per inch hinted glyphs stay readable down to 6 pt. Anti-aliased glyphs
 thresholded afterwards lose thin strokes and serifs at that size.
 `bench/legibility.py` measures both with OCR.
+
+NOTE: at standard resolution 6 pt text still reads back worse than through
+Ghostscript's tiffg4 device: 98.6 % against 99.2 % of characters in
+bench/legibility.py. At 8 pt and above, and at fine resolution, it is level
+or better.
 """
 
 from __future__ import annotations

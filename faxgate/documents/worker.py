@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import resource
+import shutil
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,11 +172,18 @@ def _prepare_source(request: SourceRequest) -> PreparedSource:
     if detected in ("text", "html"):
         pdf_path = request.work_dir / f"source-{request.index}.pdf"
         layout_text_pdf(
-            request.path.read_bytes(), request.content_type, detected == "html", pdf_path
+            request.path.read_bytes(),
+            request.content_type,
+            detected == "html",
+            pdf_path,
+            request.limits.max_pages,
         )
     elif detected in OFFICE_TYPES:
+        # LibreOffice picks its import filter partly by the file name's extension.
+        named = request.work_dir / f"office-input-{request.index}.{detected}"
+        shutil.copyfile(request.path, named)
         pdf_path = convert_to_pdf(
-            request.path, request.work_dir, request.office_command, request.limits.office_timeout_s
+            named, request.work_dir, request.office_command, request.limits.office_timeout_s
         )
     else:
         pdf_path = request.path
