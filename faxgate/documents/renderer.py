@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -372,17 +372,12 @@ def _write_outputs(
     )
 
 
-class _blame:
-    """Context manager that adds the failing input's name and index to a DocumentError."""
-
-    def __init__(self, inputs: list[DocumentInput], index: int) -> None:
-        self._filename = inputs[index].filename
-        self._index = index
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
-        if isinstance(error, DocumentError):
-            error.details.setdefault("filename", self._filename)
-            error.details.setdefault("input_index", self._index)
+@contextlib.contextmanager
+def _blame(inputs: list[DocumentInput], index: int) -> Iterator[None]:
+    """Add the failing input's file name and index to a DocumentError raised inside."""
+    try:
+        yield
+    except DocumentError as error:
+        error.details.setdefault("filename", inputs[index].filename)
+        error.details.setdefault("input_index", index)
+        raise
