@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import signal
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -131,6 +133,19 @@ async def test_tiff_200dpi_lzw(renderer: DocumentRenderer, tmp_path: Path) -> No
     assert sizes[0] == (215.2, 297.0)
     left, top, _, _ = _black_box(pages[0]) or (0, 0, 0, 0)
     assert (left, top) == ((1728 - 1687) // 2, 0)
+
+
+async def test_tiff_200dpi_bilevel_keeps_lines(renderer: DocumentRenderer, tmp_path: Path) -> None:
+    source = Image.new("1", (1654, 2339), 1)
+    draw = ImageDraw.Draw(source)
+    for row in range(300, 2300, 101):
+        draw.line((200, row, 1400, row), fill=0)  # 1 pixel: 0.13 mm
+    pages, _ = await _render(
+        renderer, tmp_path, tiff_bytes([source], (200, 200), "group4"), "s.tif"
+    )
+    column = [pages[0].getpixel((800, row)) for row in range(pages[0].height)]
+    runs = sum(1 for row in range(1, len(column)) if column[row] == 0 and column[row - 1] != 0)
+    assert runs == 20
 
 
 async def test_tiff_g3_standard_kept_exactly(renderer: DocumentRenderer, tmp_path: Path) -> None:
@@ -402,7 +417,8 @@ async def test_memory_limit_rejects(tmp_path: Path) -> None:
         document = await pool.render([DocumentInput(data=b"still working\n")], tmp_path)
     finally:
         await pool.close()
-    assert caught.value.code in ("too_large", "render_failed")
+    assert caught.value.code == "too_large"
+    assert "400 MB" in caught.value.message
     assert document.pages == 1
 
 
@@ -440,4 +456,24 @@ async def test_cancelled_render_frees_worker(tmp_path: Path) -> None:
         document = await pool.render([DocumentInput(data=b"next job\n")], tmp_path)
     finally:
         await pool.close()
+    assert document.pages == 1
+
+
+async def test_killed_worker_is_replaced(tmp_path: Path) -> None:
+    pool = DocumentRenderer(RenderLimits(timeout_s=60), workers=1)
+    try:
+        await pool.warm_up()
+        (pid,) = [slot.pid for slot in pool._workers]
+        assert pid is not None
+        task = asyncio.create_task(
+            pool.render([DocumentInput(data=pdf_with_pages([A4] * 60))], tmp_path)
+        )
+        await asyncio.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        with pytest.raises(DocumentError) as caught:
+            await task
+        document = await pool.render([DocumentInput(data=b"after the crash\n")], tmp_path)
+    finally:
+        await pool.close()
+    assert caught.value.code == "render_failed"
     assert document.pages == 1

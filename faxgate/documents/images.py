@@ -212,13 +212,19 @@ def _scale_to_bytes(image: Image.Image) -> Image.Image:
 
 
 def _resize(grey: Image.Image, target: tuple[int, int], *, bilevel: bool) -> Image.Image:
-    if target[0] <= grey.width and target[1] <= grey.height:
+    width_ratio = target[0] / grey.width
+    height_ratio = target[1] / grey.height
+    if bilevel and _whole_enlargement(width_ratio) and _whole_enlargement(height_ratio):
+        # A 98 lpi fax page going to 196 lpi repeats its rows exactly.
+        return grey.resize(target, Image.Resampling.NEAREST)
+    if width_ratio <= 1.1 and height_ratio <= 1.1:
         # Area averaging keeps thin strokes as grey that the ridge test recovers.
         return grey.resize(target, Image.Resampling.BOX, reducing_gap=3.0)
-    # Enlarging: bilevel pages (a 98 lpi fax page going to 196 lpi) repeat
-    # their pixels exactly, other images are interpolated.
-    method = Image.Resampling.NEAREST if bilevel else Image.Resampling.BICUBIC
-    return grey.resize(target, method)
+    return grey.resize(target, Image.Resampling.BICUBIC)
+
+
+def _whole_enlargement(ratio: float) -> bool:
+    return ratio >= 1 and abs(ratio - round(ratio)) < 1e-9
 
 
 def _stored_size(info: FrameInfo, plan: PagePlan) -> tuple[int, int]:

@@ -224,8 +224,8 @@ class DocumentRenderer:
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise self._timeout_error()
-        future = loop.run_in_executor(chosen.executor, function, request)
         try:
+            future = loop.run_in_executor(chosen.executor, function, request)
             result = await asyncio.wait_for(future, remaining)
         except TimeoutError:
             logger.warning(

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 _HEAD_BYTES = 65536
 
+_memory_limit_mb = 0  # set by initialize, for error messages
+
 RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")
 
@@ -119,6 +121,8 @@ def initialize(memory_mb: int) -> None:
     (or fail inside pdfium) instead of exhausting the machine. The process
     group lets the parent kill the worker together with any LibreOffice it started.
     """
+    global _memory_limit_mb
+    _memory_limit_mb = memory_mb
     limit = memory_mb * 1024 * 1024
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
@@ -272,7 +276,10 @@ def _guarded(function: Callable[[RequestT], ResultT], request: RequestT) -> Resu
     except DocumentError as exc:
         return Failure(exc.code, exc.message, str(exc.details.get("detail", "")))
     except MemoryError:
-        return Failure("too_large", "converting the document needs more memory than allowed")
+        return Failure(
+            "too_large",
+            f"converting the document needs more than the memory limit of {_memory_limit_mb} MB",
+        )
     except Exception:  # parsers of untrusted files can raise anything
         return Failure(
             "render_failed", "the document could not be converted", traceback.format_exc(limit=8)
