@@ -477,3 +477,11 @@ async def test_killed_worker_is_replaced(tmp_path: Path) -> None:
         await pool.close()
     assert caught.value.code == "render_failed"
     assert document.pages == 1
+
+
+async def test_split_pages_keep_order(renderer: DocumentRenderer, tmp_path: Path) -> None:
+    heights_pt = [220.0 + 20 * index for index in range(12)]
+    data = pdf_with_pages([(200.0, height) for height in heights_pt])
+    document = await renderer.render([DocumentInput(data=data)], tmp_path)
+    expected = [round(round(height / 72 * 196) / 196 * 25.4, 1) for height in heights_pt]
+    assert [size[1] for size in document.page_sizes_mm] == expected

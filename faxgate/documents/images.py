@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,15 +117,14 @@ def render_frames(
     path: Path,
     infos: list[FrameInfo],
     plans: list[PagePlan],
-    first: int,
-    stop: int,
+    indices: Sequence[int],
     ydpi: int,
     limits: RenderLimits,
-) -> list[FaxPage]:
-    """Render frames [first, stop) of the image at `path` into fax pages."""
-    pages: list[FaxPage] = []
+) -> list[list[FaxPage]]:
+    """Render the frames at `indices` of the image at `path`; returns the fax pages of each."""
+    rendered: list[list[FaxPage]] = []
     with open_image(path, limits) as image:
-        for index in range(first, stop):
+        for index in indices:
             image.seek(index)
             info, plan = infos[index], plans[index]
             try:
@@ -134,10 +133,12 @@ def render_frames(
                 raise DocumentError(
                     f"image page {index + 1} is damaged and cannot be decoded", code="corrupt"
                 ) from exc
-            for start, stop_row in plan.pieces:
-                piece = ink.crop((0, start, FAX_WIDTH_PX, stop_row))
-                pages.append(encode_g4(piece, FAX_XDPI, ydpi))
-    return pages
+            pieces = [
+                encode_g4(ink.crop((0, start, FAX_WIDTH_PX, stop)), FAX_XDPI, ydpi)
+                for start, stop in plan.pieces
+            ]
+            rendered.append(pieces)
+    return rendered
 
 
 def _frame_to_ink(image: Image.Image, info: FrameInfo, plan: PagePlan, ydpi: int) -> Image.Image:

@@ -18,7 +18,7 @@ import ctypes
 import io
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -89,20 +89,22 @@ def plan_pdf_pages(document: pdfium.PdfDocument, ydpi: int, max_length_mm: float
 
 
 def render_pdf_pages(
-    document: pdfium.PdfDocument, plans: list[PagePlan], first: int, stop: int, ydpi: int
-) -> list[FaxPage]:
-    """Render source pages [first, stop) into fax pages, following their plans."""
-    pages: list[FaxPage] = []
-    for index in range(first, stop):
+    document: pdfium.PdfDocument, plans: list[PagePlan], indices: Sequence[int], ydpi: int
+) -> list[list[FaxPage]]:
+    """Render the source pages at `indices`; returns the fax pages of each, following its plan."""
+    rendered: list[list[FaxPage]] = []
+    for index in indices:
         page = document[index]
         try:
             content = prepare_page(page)
+            pieces = []
             for piece in plans[index].pieces:
                 ink = _render_piece(page, plans[index], piece, ydpi, content)
-                pages.append(encode_g4(ink, FAX_XDPI, ydpi))
+                pieces.append(encode_g4(ink, FAX_XDPI, ydpi))
+            rendered.append(pieces)
         finally:
             page.close()
-    return pages
+    return rendered
 
 
 def prepare_page(page: pdfium.PdfPage) -> Content:

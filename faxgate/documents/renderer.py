@@ -180,17 +180,19 @@ class DocumentRenderer:
         workers = await self._acquire(useful)
         try:
             deadline = asyncio.get_running_loop().time() + budget
-            ranges = _split(count, len(workers))
+            # Every n-th page to each of n workers balances heavy pages (scans,
+            # photos) that documents tend to have together.
+            shares = [tuple(range(start, count, len(workers))) for start in range(len(workers))]
             tasks = [
                 asyncio.create_task(
                     self._run(
                         pooled,
                         worker.render_chunk,
-                        worker.ChunkRequest(source, first, stop, ydpi, self._limits),
+                        worker.ChunkRequest(source, indices, ydpi, self._limits),
                         deadline,
                     )
                 )
-                for pooled, (first, stop) in zip(workers, ranges, strict=True)
+                for pooled, indices in zip(workers, shares, strict=True)
             ]
             try:
                 chunks = await asyncio.gather(*tasks)
@@ -201,7 +203,10 @@ class DocumentRenderer:
                 raise
         finally:
             self._release(workers)
-        return [page for chunk in chunks for page in chunk]
+        by_index: dict[int, list[FaxPage]] = {}
+        for indices, chunk in zip(shares, chunks, strict=True):
+            by_index.update(zip(indices, chunk, strict=True))
+        return [page for index in range(count) for page in by_index[index]]
 
     async def _run_one(
         self, function: Callable[[Any], ResultT | worker.Failure], request: Any
@@ -328,11 +333,6 @@ def _stop_workers(workers: Sequence[_Worker]) -> None:
             process.join(timeout=5)
             if process.is_alive():
                 _kill_process_group(process.pid)
-
-
-def _split(count: int, parts: int) -> list[tuple[int, int]]:
-    bounds = [round(count * part / parts) for part in range(parts + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
 
 
 def _input_path(document: DocumentInput, work_dir: Path, index: int) -> Path:

@@ -86,11 +86,10 @@ class PreparedSource:
 
 @dataclass(frozen=True)
 class ChunkRequest:
-    """Source pages [first, stop) of a prepared input to render into fax pages."""
+    """Source pages of a prepared input to render into fax pages, by index."""
 
     source: PreparedSource
-    first: int
-    stop: int
+    indices: tuple[int, ...]
     ydpi: int
     limits: RenderLimits
 
@@ -143,8 +142,8 @@ def prepare_source(request: SourceRequest) -> PreparedSource | Failure:
     return _guarded(_prepare_source, request)
 
 
-def render_chunk(request: ChunkRequest) -> list[FaxPage] | Failure:
-    """Render a range of source pages into fax pages."""
+def render_chunk(request: ChunkRequest) -> list[list[FaxPage]] | Failure:
+    """Render source pages into fax pages; returns the fax pages of each source page."""
     return _guarded(_render_chunk, request)
 
 
@@ -212,15 +211,14 @@ def _prepare_image(request: SourceRequest, detected: str) -> PreparedSource:
     return PreparedSource(detected, "image", request.path, tuple(plans), tuple(frames))
 
 
-def _render_chunk(request: ChunkRequest) -> list[FaxPage]:
+def _render_chunk(request: ChunkRequest) -> list[list[FaxPage]]:
     source = request.source
     if source.render_kind == "image":
         pages = images.render_frames(
             source.render_path,
             list(source.frames),
             list(source.plans),
-            request.first,
-            request.stop,
+            request.indices,
             request.ydpi,
             request.limits,
         )
@@ -228,7 +226,7 @@ def _render_chunk(request: ChunkRequest) -> list[FaxPage]:
         document = pdfsource.open_pdf(source.render_path)
         try:
             pages = pdfsource.render_pdf_pages(
-                document, list(source.plans), request.first, request.stop, request.ydpi
+                document, list(source.plans), request.indices, request.ydpi
             )
         finally:
             document.close()
