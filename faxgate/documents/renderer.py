@@ -53,8 +53,9 @@ class DocumentRenderer:
     """Converts documents to fax pages in a pool of worker processes.
 
     Create one per service and close it on shutdown. `workers` defaults to
-    the number of CPUs. `office_command` is LibreOffice's soffice; by default
-    it is looked up on PATH, and office documents are rejected when it is missing.
+    the number of CPUs. `office_command` is LibreOffice's soffice. By default
+    it is looked up on PATH; an empty string turns office conversion off.
+    Office documents are rejected when no command is available.
     """
 
     def __init__(
@@ -65,7 +66,9 @@ class DocumentRenderer:
         office_command: str | None = None,
     ) -> None:
         self._limits = limits
-        self._office_command = office_command or find_office_command()
+        if office_command is None:
+            office_command = find_office_command()
+        self._office_command = office_command or None
         count = max(1, workers or os.cpu_count() or 1)
         self._workers = [_Worker(limits.memory_mb) for _ in range(count)]
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
