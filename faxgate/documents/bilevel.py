@@ -27,6 +27,10 @@ SMOOTH_GRADIENT = 24  # photographs change slowly from pixel to pixel
 PHOTO_BLOCK = 16  # photo regions are decided per block of 16 x 16 pixels
 PHOTO_BLOCK_SHARE = 0.3  # share of smooth mid-grey pixels that marks a photo block
 PHOTO_MIN_SHARE = 0.01  # pages with fewer mid-grey pixels skip the photo search
+PAPER_MIN_BRIGHTNESS = 150  # paper is at least this bright, however it is lit,
+PAPER_MIN_BRIGHT_SHARE = 0.85  # over this share of the image
+PAPER_INK_BELOW = 96  # levelled grey values below this count as ink
+PAPER_MIN_INK_SHARE = 0.005
 HALFTONE_CELL_WIDTH = 6  # 34 dots per inch across at 204 dpi
 
 Content = Literal["text", "drawing", "scan"]
@@ -36,10 +40,10 @@ def to_ink(grey: Image.Image, ydpi: int, content: Content) -> Image.Image:
     """Convert a greyscale page at fax resolution to a mode "1" image in fax polarity.
 
     In the result 255 (a set bit) is black, the bit sense of fax data.
-    `content` says what the page may contain: "text" pages have only solid
-    glyphs and are just thresholded, "drawing" pages may also have thin lines,
-    grey fills and pictures, "scan" pages are photos or scans of paper, whose
-    paper may be grey and unevenly lit.
+    `content` describes what the page may contain. "text" pages have only
+    solid glyphs and are just thresholded. "drawing" pages may also have thin
+    lines, grey fills and pictures. "scan" pages are photos or scans of paper,
+    whose paper may be grey and unevenly lit.
     """
     if content == "text":
         return _threshold(grey)
@@ -66,7 +70,8 @@ def level_background(grey: Image.Image) -> Image.Image:
     """Return `grey` divided by an estimate of its local paper brightness.
 
     The paper is taken to be the brightest value within about 18 mm, smoothed.
-    Returns the image unchanged when the paper is white already.
+    Returns the image unchanged when its paper is white already, or when the
+    image does not look like lit paper (a photograph).
     """
     small = grey.reduce(PHOTO_BLOCK)
     background_small = small.filter(ImageFilter.MaxFilter(9)).filter(ImageFilter.GaussianBlur(2))
@@ -78,7 +83,25 @@ def level_background(grey: Image.Image) -> Image.Image:
     # Pillow has no per-pixel division.
     inverse = background.point(_inverse_lut())
     scaled = ImageChops.multiply(grey, inverse)
-    return scaled.point(_times_four_lut())
+    leveled = scaled.point(_times_four_lut())
+    if not _looks_like_paper(background_small.histogram(), leveled.histogram()):
+        return grey
+    return leveled
+
+
+def _looks_like_paper(background_histogram: list[int], leveled_histogram: list[int]) -> bool:
+    """Return True when an image looks like lit paper with ink on it.
+
+    Paper is bright nearly everywhere, even in the dark corner of a phone
+    photo, and levelling leaves some clearly dark ink. A photograph has large
+    dark areas, or has no ink left once its smooth areas are levelled. It then
+    keeps its original tones, and the photo search halftones it.
+    """
+    bright = sum(background_histogram[PAPER_MIN_BRIGHTNESS:])
+    if bright < PAPER_MIN_BRIGHT_SHARE * sum(background_histogram):
+        return False
+    ink = sum(leveled_histogram[:PAPER_INK_BELOW])
+    return ink >= PAPER_MIN_INK_SHARE * sum(leveled_histogram)
 
 
 def find_photo_regions(grey: Image.Image, histogram: list[int]) -> Image.Image | None:

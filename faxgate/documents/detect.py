@@ -109,9 +109,9 @@ logger = logging.getLogger(__name__)
 def detect_type(head: bytes, filename: str | None, declared: str | None) -> str | None:
     """Return the document type of a file, or None when it is not a document.
 
-    `head` is the start of the content (a few kilobytes suffice; the whole file
-    lets ZIP-based office formats be told apart). Returned names are those in
-    SUPPORTED_TYPES plus the keys of UNSUPPORTED_REASONS.
+    `head` is the start of the content. A few kilobytes suffice, but with the
+    whole file ZIP-based office formats are recognised even without a file name.
+    Returned names are those in SUPPORTED_TYPES plus the keys of UNSUPPORTED_REASONS.
     """
     extension = _extension(filename)
     mime = _mime(declared)

@@ -15,8 +15,8 @@ def write_atomically(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces `path` when the block ends without an error.
 
     The data goes to a temporary name in the same directory, is fsynced, and
-    is renamed into place; the directory is fsynced too so the rename survives
-    a crash. On an error the temporary file is removed.
+    is renamed into place. The directory is fsynced too, so that the rename
+    survives a crash. On an error the temporary file is removed.
     """
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:

@@ -1,4 +1,4 @@
-"""Where a source page lands on fax pages: rotation, scale and splitting."""
+"""Page placement on fax pages: rotation, scale and splitting of long pages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .model import FAX_WIDTH_PX, FAX_XDPI, MM_PER_INCH
 
 @dataclass(frozen=True)
 class PagePlan:
-    """How one source page becomes one or more fax pages.
+    """Placement of one source page on one or more fax pages.
 
     `rotate` turns a landscape page 90 degrees counter-clockwise, so that its top
     edge runs along the left edge of the fax page. The content is `width_px` by

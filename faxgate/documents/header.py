@@ -22,7 +22,6 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from faxgate.errors import ConfigError
 
-from .bilevel import to_ink
 from .faxtiff import decode_page, encode_g4
 from .model import FaxPage, HeaderInfo
 
@@ -35,6 +34,7 @@ HEADER_FIELDS = frozenset(
 HEADER_HEIGHT_MM = 3.6  # the band the line occupies at the top of the page
 HEADER_FONT_PX = 19  # font size in pixels at 204 x 196 dpi: 6.7 pt
 HEADER_LEFT_PX = 24  # 3 mm from the left edge
+STANDARD_HEADER_THRESHOLD = 200  # see _header_band
 # Bold sans-serif fonts tried in order; Pillow's built-in font is the fallback.
 HEADER_FONTS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
@@ -103,18 +103,21 @@ def stamp_page(
 
 
 def _header_band(text: str, width: int, ydpi: int) -> Image.Image:
-    # Drawn at 196 rows per inch, where pixels are nearly square, then brought
-    # to the page's resolution by area averaging and the ridge-keeping threshold.
+    """Return the header band as an L image (0 is black) for a page at `ydpi`."""
+    # Drawn at 196 rows per inch, where pixels are nearly square. For 98 lpi
+    # pairs of rows are averaged and a generous threshold keeps the thin
+    # horizontal strokes (the foot of a 2) that a 50 % threshold would drop.
     rows = round(HEADER_HEIGHT_MM / 25.4 * 196)
     canvas = Image.new("L", (width, rows), 255)
     draw = ImageDraw.Draw(canvas)
     font = _font()
     text = _fit(draw, text, font, width - 2 * HEADER_LEFT_PX)
     draw.text((HEADER_LEFT_PX, rows // 2), text, fill=0, font=font, anchor="lm")
+    threshold = 128
     if ydpi != 196:
         canvas = canvas.resize((width, round(rows * ydpi / 196)), Image.Resampling.BOX)
-    ink = to_ink(canvas, ydpi, "drawing")
-    return ImageChops.invert(ink.convert("L"))
+        threshold = STANDARD_HEADER_THRESHOLD
+    return canvas.point([0 if value < threshold else 255 for value in range(256)])
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, width: int) -> str:

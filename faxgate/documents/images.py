@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,11 @@ def open_image(source: Path | IO[bytes], limits: RenderLimits) -> Iterator[Image
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(source)
     except Image.DecompressionBombError as exc:
-        raise _too_large() from exc
+        # Pillow's own limit (twice Image.MAX_IMAGE_PIXELS) fired while reading the header.
+        raise DocumentError(
+            f"the image has more pixels than the limit of {limits.max_image_pixels}",
+            code="too_large",
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DocumentError("the image file is damaged or not an image", code="corrupt") from exc
     try:
@@ -113,15 +117,14 @@ def render_frames(
     path: Path,
     infos: list[FrameInfo],
     plans: list[PagePlan],
-    first: int,
-    stop: int,
+    indices: Sequence[int],
     ydpi: int,
     limits: RenderLimits,
-) -> list[FaxPage]:
-    """Render frames [first, stop) of the image at `path` into fax pages."""
-    pages: list[FaxPage] = []
+) -> list[list[FaxPage]]:
+    """Render the frames at `indices` of the image at `path`; returns the fax pages of each."""
+    rendered: list[list[FaxPage]] = []
     with open_image(path, limits) as image:
-        for index in range(first, stop):
+        for index in indices:
             image.seek(index)
             info, plan = infos[index], plans[index]
             try:
@@ -130,10 +133,12 @@ def render_frames(
                 raise DocumentError(
                     f"image page {index + 1} is damaged and cannot be decoded", code="corrupt"
                 ) from exc
-            for start, stop_row in plan.pieces:
-                piece = ink.crop((0, start, FAX_WIDTH_PX, stop_row))
-                pages.append(encode_g4(piece, FAX_XDPI, ydpi))
-    return pages
+            pieces = [
+                encode_g4(ink.crop((0, start, FAX_WIDTH_PX, stop)), FAX_XDPI, ydpi)
+                for start, stop in plan.pieces
+            ]
+            rendered.append(pieces)
+    return rendered
 
 
 def _frame_to_ink(image: Image.Image, info: FrameInfo, plan: PagePlan, ydpi: int) -> Image.Image:
@@ -151,9 +156,11 @@ def _frame_to_ink(image: Image.Image, info: FrameInfo, plan: PagePlan, ydpi: int
     target = (plan.width_px, plan.height_px)
     if target != grey.size:
         grey = _resize(grey, target, bilevel=image.mode == "1")
-    # Bilevel images (fax and scanner TIFFs) have white paper already.
+    # Bilevel images (fax and scanner TIFFs) have white paper already. The
+    # image is converted before it is placed, so the white margins do not
+    # count in its paper and photo tests.
     content: Content = "drawing" if image.mode == "1" else "scan"
-    return to_ink(_place(grey, plan), ydpi, content)
+    return _place_ink(to_ink(grey, ydpi, content))
 
 
 def _is_fax_ready(image: Image.Image, info: FrameInfo, plan: PagePlan, ydpi: int) -> bool:
@@ -165,6 +172,14 @@ def _is_fax_ready(image: Image.Image, info: FrameInfo, plan: PagePlan, ydpi: int
         and plan.height_px == image.height
         and round(info.ydpi) == ydpi
     )
+
+
+def _place_ink(ink: Image.Image) -> Image.Image:
+    if ink.width == FAX_WIDTH_PX:
+        return ink
+    canvas = Image.new("1", (FAX_WIDTH_PX, ink.height), 0)
+    canvas.paste(ink, (left_margin(ink.width), 0))
+    return canvas
 
 
 def _place(grey: Image.Image, plan: PagePlan) -> Image.Image:
@@ -198,13 +213,19 @@ def _scale_to_bytes(image: Image.Image) -> Image.Image:
 
 
 def _resize(grey: Image.Image, target: tuple[int, int], *, bilevel: bool) -> Image.Image:
-    if target[0] <= grey.width and target[1] <= grey.height:
+    width_ratio = target[0] / grey.width
+    height_ratio = target[1] / grey.height
+    if bilevel and _whole_enlargement(width_ratio) and _whole_enlargement(height_ratio):
+        # A 98 lpi fax page going to 196 lpi repeats its rows exactly.
+        return grey.resize(target, Image.Resampling.NEAREST)
+    if width_ratio <= 1.1 and height_ratio <= 1.1:
         # Area averaging keeps thin strokes as grey that the ridge test recovers.
         return grey.resize(target, Image.Resampling.BOX, reducing_gap=3.0)
-    # Enlarging: bilevel pages (a 98 lpi fax page going to 196 lpi) repeat
-    # their pixels exactly, other images are interpolated.
-    method = Image.Resampling.NEAREST if bilevel else Image.Resampling.BICUBIC
-    return grey.resize(target, method)
+    return grey.resize(target, Image.Resampling.BICUBIC)
+
+
+def _whole_enlargement(ratio: float) -> bool:
+    return ratio >= 1 and abs(ratio - round(ratio)) < 1e-9
 
 
 def _stored_size(info: FrameInfo, plan: PagePlan) -> tuple[int, int]:
@@ -241,11 +262,7 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _too_large(
-    width: int | None = None, height: int | None = None, limit: int | None = None
-) -> DocumentError:
-    if width is None:
-        return DocumentError("the image is too large to convert", code="too_large")
+def _too_large(width: int, height: int, limit: int) -> DocumentError:
     return DocumentError(
         f"the image is {width} x {height} pixels, more than the limit of {limit} pixels",
         code="too_large",

@@ -38,7 +38,7 @@ class RenderLimits:
 
 @dataclass
 class DocumentInput:
-    """One document to render: its bytes or a path to them, plus what the sender said it is."""
+    """One document to render: its bytes or a path to them, with the declared file name and type."""
 
     data: bytes | None = None
     path: Path | None = None
@@ -48,7 +48,7 @@ class DocumentInput:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What one input turned out to be and how many fax pages it became."""
+    """Detected type and fax page count of one input."""
 
     filename: str | None
     detected_type: str

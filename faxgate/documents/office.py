@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 from pathlib import Path
@@ -19,6 +20,10 @@ def convert_to_pdf(source: Path, work_dir: Path, command: str | None, timeout_s:
     Each conversion uses its own LibreOffice profile directory, so conversions
     can run in parallel. LibreOffice runs in the worker's process group, so
     killing a timed-out worker kills LibreOffice too.
+
+    NOTE: only a stand-in for soffice has run in the tests; no real LibreOffice
+    was installed. LibreOffice runs without the worker's memory limit, because
+    it reserves far more address space than it uses; its time limit still applies.
     """
     if command is None:
         raise DocumentError(OFFICE_UNAVAILABLE_MESSAGE, code="office_unavailable")
@@ -44,6 +49,7 @@ def convert_to_pdf(source: Path, work_dir: Path, command: str | None, timeout_s:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ, "HOME": str(work_dir)},
+        preexec_fn=_lift_memory_limit,
     )
     try:
         output, _ = process.communicate(timeout=timeout_s)
@@ -61,6 +67,11 @@ def convert_to_pdf(source: Path, work_dir: Path, command: str | None, timeout_s:
             "LibreOffice could not convert the document", code="render_failed", detail=detail
         )
     return produced
+
+
+def _lift_memory_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

@@ -64,7 +64,7 @@ class _PdfWriter:
         self._target.write(f"{object_id} 0 obj\n".encode() + body + b"\nendobj\n")
 
     def stream(self, object_id: int, entries: bytes, data: bytes) -> None:
-        """Write a stream object whose dictionary holds `entries` and its /Length."""
+        """Write a stream object whose dictionary contains `entries` and the /Length."""
         self._offsets[object_id] = self._target.tell() - self._base
         self._target.write(
             f"{object_id} 0 obj\n<< ".encode()

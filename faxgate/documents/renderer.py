@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -53,8 +53,9 @@ class DocumentRenderer:
     """Converts documents to fax pages in a pool of worker processes.
 
     Create one per service and close it on shutdown. `workers` defaults to
-    the number of CPUs. `office_command` is LibreOffice's soffice; by default
-    it is looked up on PATH, and office documents are rejected when it is missing.
+    the number of CPUs. `office_command` is LibreOffice's soffice. By default
+    it is looked up on PATH; an empty string turns office conversion off.
+    Office documents are rejected when no command is available.
     """
 
     def __init__(
@@ -65,12 +66,14 @@ class DocumentRenderer:
         office_command: str | None = None,
     ) -> None:
         self._limits = limits
-        self._office_command = office_command or find_office_command()
+        if office_command is None:
+            office_command = find_office_command()
+        self._office_command = office_command or None
         count = max(1, workers or os.cpu_count() or 1)
         self._workers = [_Worker(limits.memory_mb) for _ in range(count)]
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
-        for each in self._workers:
-            self._idle.put_nowait(each)
+        for pooled in self._workers:
+            self._idle.put_nowait(pooled)
         self._closed = False
 
     async def warm_up(self) -> None:
@@ -79,7 +82,7 @@ class DocumentRenderer:
         try:
             loop = asyncio.get_running_loop()
             await asyncio.gather(
-                *(loop.run_in_executor(each.executor, worker.ping) for each in workers)
+                *(loop.run_in_executor(pooled.executor, worker.ping) for pooled in workers)
             )
         finally:
             self._release(workers)
@@ -176,21 +179,23 @@ class DocumentRenderer:
         self, source: worker.PreparedSource, ydpi: int, budget: float
     ) -> list[FaxPage]:
         count = len(source.plans)
-        wanted = max(1, min(len(self._workers), math.ceil(count / MIN_PAGES_PER_WORKER)))
-        workers = await self._acquire(wanted)
+        useful = max(1, min(len(self._workers), math.ceil(count / MIN_PAGES_PER_WORKER)))
+        workers = await self._acquire(useful)
         try:
             deadline = asyncio.get_running_loop().time() + budget
-            ranges = _split(count, len(workers))
+            # Every n-th page to each of n workers balances heavy pages (scans,
+            # photos) that documents tend to have together.
+            shares = [tuple(range(start, count, len(workers))) for start in range(len(workers))]
             tasks = [
                 asyncio.create_task(
                     self._run(
-                        each,
+                        pooled,
                         worker.render_chunk,
-                        worker.ChunkRequest(source, first, stop, ydpi, self._limits),
+                        worker.ChunkRequest(source, indices, ydpi, self._limits),
                         deadline,
                     )
                 )
-                for each, (first, stop) in zip(workers, ranges, strict=True)
+                for pooled, indices in zip(workers, shares, strict=True)
             ]
             try:
                 chunks = await asyncio.gather(*tasks)
@@ -201,7 +206,10 @@ class DocumentRenderer:
                 raise
         finally:
             self._release(workers)
-        return [page for chunk in chunks for page in chunk]
+        by_index: dict[int, list[FaxPage]] = {}
+        for indices, chunk in zip(shares, chunks, strict=True):
+            by_index.update(zip(indices, chunk, strict=True))
+        return [page for index in range(count) for page in by_index[index]]
 
     async def _run_one(
         self, function: Callable[[Any], ResultT | worker.Failure], request: Any
@@ -224,8 +232,8 @@ class DocumentRenderer:
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise self._timeout_error()
-        future = loop.run_in_executor(chosen.executor, function, request)
         try:
+            future = loop.run_in_executor(chosen.executor, function, request)
             result = await asyncio.wait_for(future, remaining)
         except TimeoutError:
             logger.warning(
@@ -256,23 +264,24 @@ class DocumentRenderer:
             code="timeout",
         )
 
-    async def _acquire(self, wanted: int) -> list[_Worker]:
+    async def _acquire(self, limit: int) -> list[_Worker]:
+        """Wait for one idle worker, then take more that are idle, up to `limit`."""
         if self._closed:
             raise RuntimeError("the DocumentRenderer is closed")
-        taken = [await self._idle.get()]
-        while len(taken) < wanted:
+        acquired = [await self._idle.get()]
+        while len(acquired) < limit:
             try:
-                taken.append(self._idle.get_nowait())
+                acquired.append(self._idle.get_nowait())
             except asyncio.QueueEmpty:
                 break
-        return taken
+        return acquired
 
     async def _acquire_all(self) -> list[_Worker]:
         return [await self._idle.get() for _ in self._workers]
 
     def _release(self, workers: Sequence[_Worker]) -> None:
-        for each in workers:
-            self._idle.put_nowait(each)
+        for pooled in workers:
+            self._idle.put_nowait(pooled)
 
 
 class _Worker:
@@ -319,19 +328,14 @@ def _kill_process_group(pid: int) -> None:
 
 
 def _stop_workers(workers: Sequence[_Worker]) -> None:
-    for each in workers:
-        each.executor.shutdown(wait=False, cancel_futures=True)
-    for each in workers:
-        processes = dict(getattr(each.executor, "_processes", None) or {})
+    for pooled in workers:
+        pooled.executor.shutdown(wait=False, cancel_futures=True)
+    for pooled in workers:
+        processes = dict(getattr(pooled.executor, "_processes", None) or {})
         for process in processes.values():
             process.join(timeout=5)
             if process.is_alive():
                 _kill_process_group(process.pid)
-
-
-def _split(count: int, parts: int) -> list[tuple[int, int]]:
-    bounds = [round(count * part / parts) for part in range(parts + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
 
 
 def _input_path(document: DocumentInput, work_dir: Path, index: int) -> Path:
@@ -371,17 +375,12 @@ def _write_outputs(
     )
 
 
-class _blame:
-    """Context manager that adds the failing input's name and index to a DocumentError."""
-
-    def __init__(self, inputs: list[DocumentInput], index: int) -> None:
-        self._filename = inputs[index].filename
-        self._index = index
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
-        if isinstance(error, DocumentError):
-            error.details.setdefault("filename", self._filename)
-            error.details.setdefault("input_index", self._index)
+@contextlib.contextmanager
+def _blame(inputs: list[DocumentInput], index: int) -> Iterator[None]:
+    """Add the failing input's file name and index to a DocumentError raised inside."""
+    try:
+        yield
+    except DocumentError as error:
+        error.details.setdefault("filename", inputs[index].filename)
+        error.details.setdefault("input_index", index)
+        raise

@@ -93,14 +93,24 @@ def text_to_lines(text: str) -> list[list[str]]:
     return pages
 
 
-def layout_text_pdf(data: bytes, content_type: str | None, html: bool, target: Path) -> int:
-    """Lay out text or HTML as an A4 PDF at `target` and return its page count."""
+def layout_text_pdf(
+    data: bytes, content_type: str | None, html: bool, target: Path, max_pages: int
+) -> int:
+    """Lay out text or HTML as an A4 PDF at `target` and return its page count.
+
+    Raises DocumentError when the text is empty or needs more than `max_pages` pages.
+    """
     text = decode_text(data, content_type)
     if html:
         text = html_to_text(text)
     pages = text_to_lines(text)
     if not any(any(line.strip() for line in page) for page in pages):
         raise DocumentError("the text document is empty", code="empty")
+    if len(pages) > max_pages:
+        raise DocumentError(
+            f"the text makes {len(pages)} pages, more than the limit of {max_pages}",
+            code="too_many_pages",
+        )
 
     document = pdfium.PdfDocument.new()
     try:

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import resource
+import shutil
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from .textsource import layout_text_pdf
 logger = logging.getLogger(__name__)
 
 _HEAD_BYTES = 65536
+
+_memory_limit_mb = 0  # set by initialize, for error messages
 
 RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")
@@ -83,11 +86,10 @@ class PreparedSource:
 
 @dataclass(frozen=True)
 class ChunkRequest:
-    """Source pages [first, stop) of a prepared input to render into fax pages."""
+    """Source pages of a prepared input to render into fax pages, by index."""
 
     source: PreparedSource
-    first: int
-    stop: int
+    indices: tuple[int, ...]
     ydpi: int
     limits: RenderLimits
 
@@ -118,6 +120,8 @@ def initialize(memory_mb: int) -> None:
     (or fail inside pdfium) instead of exhausting the machine. The process
     group lets the parent kill the worker together with any LibreOffice it started.
     """
+    global _memory_limit_mb
+    _memory_limit_mb = memory_mb
     limit = memory_mb * 1024 * 1024
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
@@ -138,8 +142,8 @@ def prepare_source(request: SourceRequest) -> PreparedSource | Failure:
     return _guarded(_prepare_source, request)
 
 
-def render_chunk(request: ChunkRequest) -> list[FaxPage] | Failure:
-    """Render a range of source pages into fax pages."""
+def render_chunk(request: ChunkRequest) -> list[list[FaxPage]] | Failure:
+    """Render source pages into fax pages; returns the fax pages of each source page."""
     return _guarded(_render_chunk, request)
 
 
@@ -171,11 +175,18 @@ def _prepare_source(request: SourceRequest) -> PreparedSource:
     if detected in ("text", "html"):
         pdf_path = request.work_dir / f"source-{request.index}.pdf"
         layout_text_pdf(
-            request.path.read_bytes(), request.content_type, detected == "html", pdf_path
+            request.path.read_bytes(),
+            request.content_type,
+            detected == "html",
+            pdf_path,
+            request.limits.max_pages,
         )
     elif detected in OFFICE_TYPES:
+        # LibreOffice picks its import filter partly by the file name's extension.
+        named = request.work_dir / f"office-input-{request.index}.{detected}"
+        shutil.copyfile(request.path, named)
         pdf_path = convert_to_pdf(
-            request.path, request.work_dir, request.office_command, request.limits.office_timeout_s
+            named, request.work_dir, request.office_command, request.limits.office_timeout_s
         )
     else:
         pdf_path = request.path
@@ -200,15 +211,14 @@ def _prepare_image(request: SourceRequest, detected: str) -> PreparedSource:
     return PreparedSource(detected, "image", request.path, tuple(plans), tuple(frames))
 
 
-def _render_chunk(request: ChunkRequest) -> list[FaxPage]:
+def _render_chunk(request: ChunkRequest) -> list[list[FaxPage]]:
     source = request.source
     if source.render_kind == "image":
         pages = images.render_frames(
             source.render_path,
             list(source.frames),
             list(source.plans),
-            request.first,
-            request.stop,
+            request.indices,
             request.ydpi,
             request.limits,
         )
@@ -216,7 +226,7 @@ def _render_chunk(request: ChunkRequest) -> list[FaxPage]:
         document = pdfsource.open_pdf(source.render_path)
         try:
             pages = pdfsource.render_pdf_pages(
-                document, list(source.plans), request.first, request.stop, request.ydpi
+                document, list(source.plans), request.indices, request.ydpi
             )
         finally:
             document.close()
@@ -264,7 +274,10 @@ def _guarded(function: Callable[[RequestT], ResultT], request: RequestT) -> Resu
     except DocumentError as exc:
         return Failure(exc.code, exc.message, str(exc.details.get("detail", "")))
     except MemoryError:
-        return Failure("too_large", "converting the document needs more memory than allowed")
+        return Failure(
+            "too_large",
+            f"converting the document needs more than the memory limit of {_memory_limit_mb} MB",
+        )
     except Exception:  # parsers of untrusted files can raise anything
         return Failure(
             "render_failed", "the document could not be converted", traceback.format_exc(limit=8)

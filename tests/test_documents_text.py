@@ -1,0 +1,64 @@
+"""Text decoding, HTML flattening and text pagination."""
+
+from __future__ import annotations
+
+import pytest
+
+from faxgate.documents.htmltext import html_to_text
+from faxgate.documents.textsource import COLUMNS, LINES_PER_PAGE, decode_text, text_to_lines
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "expected"),
+    [
+        ("Grüße €".encode(), None, "Grüße €"),
+        ("Grüße €".encode("windows-1252"), None, "Grüße €"),
+        ("Grüße €".encode("windows-1252"), "text/plain; charset=iso-8859-1", "Grüße €"),
+        ("Привет".encode("koi8-r"), 'text/plain; charset="KOI8-R"', "Привет"),
+        ("\ufeffHallo".encode("utf-16-le"), None, "Hallo"),
+        ("Größe".encode("utf-8-sig"), "text/plain; charset=windows-1252", "Größe"),
+        (b"plain ascii", "text/plain; charset=unknown-charset", "plain ascii"),
+        (b'<meta charset="windows-1252"><p>\xe9t\xe9</p>', "text/html", "<p>été</p>"),
+    ],
+)
+def test_decode_text_charsets(data: bytes, content_type: str | None, expected: str) -> None:
+    assert decode_text(data, content_type).endswith(expected)
+
+
+def test_text_lines_wrap_and_tabs() -> None:
+    long_line = "word " * 30
+    (page,) = text_to_lines(f"a\tb\n{long_line}\n\x07bell")
+    assert page[0] == "a       b"
+    assert all(len(line) <= COLUMNS for line in page)
+    assert page[-1] == "bell"
+    assert len(page) == 4
+
+
+def test_text_lines_form_feed_pages() -> None:
+    pages = text_to_lines("\n".join(["x"] * (LINES_PER_PAGE + 1)) + "\fnext")
+    assert [len(page) for page in pages] == [LINES_PER_PAGE, 1, 1]
+    assert pages[2] == ["next"]
+
+
+def test_html_to_text_structure() -> None:
+    html = """<html><head><title>t</title><style>p {color: red}</style></head>
+    <body><h1>Order   confirmation</h1>
+    <p>Dear&nbsp;customer,<br>thank you.</p>
+    <ul><li>First</li><li>Second</li></ul>
+    <ol><li>One</li><li>Two</li></ol>
+    <table><tr><td>Item</td><td>Price</td></tr><tr><td>Pen</td><td>2 &euro;</td></tr></table>
+    <p><a href="https://example.com/o/1">your order</a></p>
+    <script>alert(1)</script></body></html>"""
+    lines = [line for line in html_to_text(html).splitlines() if line]
+    assert lines == [
+        "Order confirmation",
+        "Dear\xa0customer,",
+        "thank you.",
+        "- First",
+        "- Second",
+        "1. One",
+        "2. Two",
+        "Item  |  Price",
+        "Pen  |  2 €",
+        "your order <https://example.com/o/1>",
+    ]
