@@ -29,6 +29,7 @@ API_KEY = "a" * 64
 TOKEN = "t" * 64
 ACCOUNT = "1" * 32
 FAX_ID = "2" * 32
+FAXBOX_ID = "3" * 32
 
 
 @dataclass
@@ -75,6 +76,9 @@ class FakeApi:
         ]
         return self.envelope({"id": FAX_ID, "status": "attaching_files"}, status=201)
 
+    async def faxboxes(self, request: web.Request) -> web.Response:
+        return self.envelope([{"id": FAXBOX_ID, "name": "Front desk"}])
+
     async def outgoing(self, request: web.Request) -> web.Response:
         self.tokens_seen.append(request.headers.get("X-Auth-Token", ""))
         if not self.states:
@@ -96,6 +100,7 @@ async def fake_api() -> AsyncIterator[FakeApi]:
     app = web.Application()
     app.router.add_put("/v2/api_auth", fake.api_auth)
     app.router.add_put(f"/v2/accounts/{ACCOUNT}/faxes", fake.create_fax)
+    app.router.add_get(f"/v2/accounts/{ACCOUNT}/faxboxes", fake.faxboxes)
     app.router.add_get(f"/v2/accounts/{ACCOUNT}/faxes/outgoing/{{fax_id}}", fake.outgoing)
     app.router.add_get(f"/v2/accounts/{ACCOUNT}/faxes/outbox/{{fax_id}}", fake.outbox)
     runner = web.AppRunner(app)
@@ -193,6 +198,9 @@ async def test_send_without_wait(fake_api: FakeApi, tmp_path: Path) -> None:
 
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["id"] == FAX_ID
+    # Without --from or --faxbox the account's only faxbox is the sender.
+    assert json.loads(fake_api.uploads[0].data)["data"]["faxbox_id"] == FAXBOX_ID
+    assert f"sending from faxbox {FAXBOX_ID}" in result.stderr
     assert len(fake_api.states) == 3
 
 
