@@ -145,6 +145,44 @@ def test_quick_check_office_without_libreoffice(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(
+    ("data", "filename", "declared", "words"),
+    [
+        (b"hello world", None, "application/pdf", "the document is labelled as a PDF file"),
+        (b"hello world", "x.pdf", "application/pdf", "x.pdf is labelled as a PDF file"),
+        (b"hello world", "x.pdf", "text/plain", "x.pdf is labelled as a PDF file"),
+        (b"<html><body>Not found</body></html>", "scan.tif", None, "an HTML page"),
+        (b"a note", "photo.JPG", "application/octet-stream", "a JPEG image"),
+        (b"a note", "report.dat", "image/png", "a PNG image"),
+        (b"a note", "letter.docx", None, "a Word document"),
+    ],
+)
+def test_quick_check_rejects_mislabelled_text(
+    data: bytes, filename: str | None, declared: str | None, words: str
+) -> None:
+    with pytest.raises(DocumentError) as caught:
+        quick_check(data, filename, declared)
+    assert caught.value.code == "type_mismatch"
+    assert words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "declared", "expected"),
+    [
+        (pdf_with_pages([A4]), "scan.jpg", "application/octet-stream", "pdf"),
+        (pdf_with_pages([A4]), "data.dat", None, "pdf"),
+        (_png(), "photo.pdf", "application/pdf", "png"),
+        (b"plain words", "notes.txt", "application/pdf", "text"),
+        (b"a;b;c\r\n1;2;3\r\n", "export.xls", "application/vnd.ms-excel", "text"),
+        (b"plain words", None, "application/octet-stream", "text"),
+    ],
+)
+def test_quick_check_label_content_first(
+    data: bytes, filename: str | None, declared: str | None, expected: str
+) -> None:
+    assert quick_check(data, filename, declared) == expected
+
+
+@pytest.mark.parametrize(
     ("size_in", "ydpi", "rotate", "width_px", "height_px"),
     [
         ((8.27, 11.69), 196, False, 1687, 2291),  # A4 keeps 100 %

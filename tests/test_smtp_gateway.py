@@ -25,6 +25,7 @@ from smtp_corpus import (
     CorpusCase,
     password_pdf,
     pdf_message,
+    text_labelled_pdf,
     text_only,
     unsupported_only,
 )
@@ -412,8 +413,9 @@ async def test_text_refused_without_permission(
     [
         (password_pdf, b"5.6.0", b"locked.pdf is password-protected"),
         (unsupported_only, b"5.6.1", b"numbers.xlsx"),
+        (text_labelled_pdf, b"5.6.1", b"x.pdf: labelled as a PDF file, but its content is plain"),
     ],
-    ids=["password_protected", "unsupported_only"],
+    ids=["password_protected", "unsupported_only", "text_labelled_pdf"],
 )
 async def test_unfaxable_message_refused(
     service: Service,
@@ -433,6 +435,21 @@ async def test_unfaxable_message_refused(
     (entry,) = await entries_for(api)
     assert entry["status"] == "refused"
     assert entry["smtp_code"] == 554
+
+
+async def test_mislabelled_pdf_logs_content_type(
+    service: Service, api: ApiClient, faxbox: dict[str, Any]
+) -> None:
+    result = await send_mail(
+        service.smtp_port or 0, SENDER, [address("2125550123", faxbox)], text_labelled_pdf()
+    )
+
+    assert result.data_code == 554
+    (entry,) = await entries_for(api)
+    (document,) = entry["documents"]
+    assert document["filename"] == "x.pdf"
+    assert document["detected_type"] == "text"
+    assert document["skipped_kind"] == "mislabelled"
 
 
 async def test_unreadable_mime_refused(

@@ -23,7 +23,7 @@ from PIL import Image
 from faxgate.errors import DocumentError
 
 from . import images, pdfsource
-from .detect import IMAGE_TYPES, OFFICE_TYPES, UNSUPPORTED_REASONS, detect_type
+from .detect import IMAGE_TYPES, OFFICE_TYPES, UNSUPPORTED_REASONS, check_label, detect_type
 from .faxtiff import read_fax_pages, write_fax_tiff
 from .files import write_atomically
 from .geometry import PagePlan
@@ -162,6 +162,7 @@ def _prepare_source(request: SourceRequest) -> PreparedSource:
         head = file.read(_HEAD_BYTES)
     if not head.strip():
         raise DocumentError("the document is empty", code="empty")
+    check_label(head, request.filename, request.content_type)
     detected = detect_type(head, request.filename, request.content_type)
     if detected is None:
         raise DocumentError(
