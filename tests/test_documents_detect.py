@@ -189,6 +189,10 @@ def test_quick_check_label_content_first(
         ((8.5, 11), 196, False, 1728, 2149),  # Letter shrinks a little to fit
         ((11, 8.5), 98, True, 1728, 1074),  # landscape turns to portrait
         ((2, 3), 196, False, 408, 588),  # small pages are not enlarged
+        ((218 / 200, 84 / 200), 196, False, 222, 82),  # a small landscape label stays
+        ((590 / 96, 88 / 96), 98, False, 1254, 90),  # a narrow strip that fits stays
+        ((8.4, 5), 196, False, 1714, 980),  # landscape, just narrower than the line
+        ((8.6, 5), 196, True, 1020, 1686),  # landscape, just wider than the line
     ],
 )
 def test_plan_page_geometry(

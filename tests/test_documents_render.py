@@ -135,6 +135,23 @@ async def test_tiff_200dpi_lzw(renderer: DocumentRenderer, tmp_path: Path) -> No
     assert (left, top) == ((1728 - 1687) // 2, 0)
 
 
+async def test_small_landscape_tiff_not_turned(
+    renderer: DocumentRenderer, tmp_path: Path
+) -> None:
+    label = Image.new("1", (218, 84), 1)
+    ImageDraw.Draw(label).rectangle((0, 0, 39, 19), fill=0)  # marks the top-left corner
+    data = tiff_bytes([label], (200, 200), "group4")
+
+    pages, _ = await _render(renderer, tmp_path, data, "label.tif")
+
+    (page,) = pages
+    assert page.width == 1728
+    assert page.height == round(84 / 200 * 196)
+    left, top, right, bottom = _black_box(page) or (0, 0, 0, 0)
+    assert (left, top) == ((1728 - 222) // 2, 0)
+    assert right - left > bottom - top  # the mark is still wider than tall
+
+
 async def test_tiff_200dpi_bilevel_keeps_lines(renderer: DocumentRenderer, tmp_path: Path) -> None:
     source = Image.new("1", (1654, 2339), 1)
     draw = ImageDraw.Draw(source)
@@ -210,9 +227,11 @@ async def test_photograph_is_halftoned(renderer: DocumentRenderer, tmp_path: Pat
     buffer = io.BytesIO()
     photo.convert("RGB").save(buffer, "JPEG", dpi=(150, 150))
     pages, _ = await _render(renderer, tmp_path, buffer.getvalue(), "photo.jpg")
-    # Landscape photo turned to portrait; its middle grey is about half black dots.
+    # The 8 x 6 in landscape photo fits the fax width, so it keeps its
+    # orientation. Its middle grey is about half black dots.
     page = pages[0]
-    middle = page.crop((800, 1000, 900, 1100))
+    assert page.height == 6 * 196
+    middle = page.crop((800, page.height // 2 - 50, 900, page.height // 2 + 50))
     share = middle.histogram()[0] / 10000
     assert 0.25 < share < 0.75
 

@@ -27,12 +27,15 @@ class PagePlan:
 def plan_page(width_in: float, height_in: float, ydpi: int, max_length_mm: float) -> PagePlan:
     """Plan a page of the given displayed size in inches for a fax at `ydpi` rows per inch.
 
-    The page is scaled to fit the fax width, keeping its aspect ratio, but never
-    enlarged: a page narrower than 215 mm keeps its size and gets white margins.
-    A page longer than `max_length_mm` after scaling is split into pieces of at
-    most that length.
+    A landscape page is turned to portrait only when it is wider than the fax
+    line (1728 pixels at 204 dpi, about 8.47 in), so that it is not shrunk. A
+    small landscape page, such as a label or a signature strip, fits as it is
+    and keeps its orientation. The page is scaled to fit the fax width, keeping
+    its aspect ratio, but never enlarged: a page narrower than 215 mm keeps its
+    size and gets white margins. A page longer than `max_length_mm` after
+    scaling is split into pieces of at most that length.
     """
-    rotate = width_in > height_in
+    rotate = width_in > height_in and width_in * FAX_XDPI > FAX_WIDTH_PX
     if rotate:
         width_in, height_in = height_in, width_in
 
