@@ -9,7 +9,7 @@ from PIL import Image
 
 from faxgate.documents import RenderLimits, detect_type, quick_check
 from faxgate.documents.detect import is_truncated_pdf
-from faxgate.documents.geometry import plan_page
+from faxgate.documents.geometry import pad_to_rows, plan_page
 from faxgate.errors import DocumentError
 from tests.document_samples import (
     A4,
@@ -210,3 +210,11 @@ def test_plan_page_splits_long_pages() -> None:
     assert len(plan.pieces) == 3
     assert max(lengths) == 7716  # 1000 mm at 196 lpi
     assert sum(lengths) == plan.height_px
+
+
+def test_pad_to_rows_white_bottom() -> None:
+    ink = Image.new("1", (1728, 10), 1)
+    assert pad_to_rows(ink, 0) is ink
+    padded = pad_to_rows(ink, 25)
+    assert padded.size == (1728, 25)
+    assert padded.crop((0, 10, 1728, 25)).getbbox() is None

@@ -118,6 +118,18 @@ async def test_standard_resolution_pdf(renderer: DocumentRenderer, tmp_path: Pat
         assert image.info["dpi"] == (204, 98)
 
 
+async def test_short_page_padded(renderer: DocumentRenderer, tmp_path: Path) -> None:
+    data = pdf_with_pages([(A4[0], 3.84)])  # the corner square fills the strip's left end
+    pages, sizes = await _render(renderer, tmp_path, data, "strip.pdf")
+
+    (page,) = pages
+    assert page.size == (1728, 196)
+    assert sizes[0] == (215.2, 25.4)
+    _left, top, _right, bottom = _black_box(page) or (0, 0, 0, 0)
+    assert top == 0
+    assert bottom == round(3.84 / 72 * 196)  # the content keeps its size
+
+
 async def test_long_page_split(renderer: DocumentRenderer, tmp_path: Path) -> None:
     data = pdf_with_pages([(RECEIPT[0], 1500 / 25.4 * 72)])  # 1.5 m long receipt
     pages, sizes = await _render(renderer, tmp_path, data, "receipt.pdf")
@@ -146,7 +158,7 @@ async def test_small_landscape_tiff_not_turned(
 
     (page,) = pages
     assert page.width == 1728
-    assert page.height == round(84 / 200 * 196)
+    assert page.height == 196  # 82 rows of label, padded to the 1 inch minimum
     left, top, right, bottom = _black_box(page) or (0, 0, 0, 0)
     assert (left, top) == ((1728 - 222) // 2, 0)
     assert right - left > bottom - top  # the mark is still wider than tall

@@ -26,7 +26,7 @@ from . import images, pdfsource
 from .detect import IMAGE_TYPES, OFFICE_TYPES, UNSUPPORTED_REASONS, check_label, detect_type
 from .faxtiff import read_fax_pages, write_fax_tiff
 from .files import write_atomically
-from .geometry import PagePlan
+from .geometry import PagePlan, min_page_rows
 from .header import stamp_page
 from .model import FaxPage, HeaderInfo, RenderLimits
 from .office import convert_to_pdf
@@ -226,8 +226,9 @@ def _render_chunk(request: ChunkRequest) -> list[list[FaxPage]]:
     else:
         document = pdfsource.open_pdf(source.render_path)
         try:
+            min_rows = min_page_rows(request.limits.min_page_length_mm, request.ydpi)
             pages = pdfsource.render_pdf_pages(
-                document, list(source.plans), request.indices, request.ydpi
+                document, list(source.plans), request.indices, request.ydpi, min_rows
             )
         finally:
             document.close()
