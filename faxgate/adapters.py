@@ -119,6 +119,7 @@ class RendererPipeline:
             memory_mb=documents.memory_mb,
             max_pages=documents.max_pages,
             max_page_length_mm=documents.max_page_length_mm,
+            min_page_length_mm=documents.min_page_length_mm,
             max_image_pixels=documents.max_image_pixels,
         )
         self.renderer = DocumentRenderer(self.limits, documents.workers)

@@ -137,6 +137,7 @@ class DocumentsConfig:
     memory_mb: int = 1024
     max_pages: int = 200
     max_page_length_mm: float = 1000.0
+    min_page_length_mm: float = 25.4
     max_image_pixels: int = 100_000_000
     workers: int = 2
 
@@ -367,6 +368,11 @@ def _validate(config: Config) -> None:
         ("documents.timeout", config.documents.timeout),
     ):
         _require(seconds >= 0, key, f"must not be negative, got {seconds}")
+    _require(
+        config.documents.min_page_length_mm >= 0,
+        "documents.min_page_length_mm",
+        f"must not be negative, got {config.documents.min_page_length_mm}",
+    )
     _require(config.worker.lease > 0, "worker.lease", "must be greater than 0")
     _require(config.worker.poll_interval > 0, "worker.poll_interval", "must be greater than 0")
     _require(

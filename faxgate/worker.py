@@ -427,7 +427,7 @@ class Worker:
         except DocumentError as exc:
             attempt.log.warning("job.render_failed", code=exc.code, error=exc)
             raise AttemptFailedError(
-                f"the document cannot be faxed: {exc.message}", CAUSE_DOCUMENT, permanent=True
+                _render_failure_message(exc, len(sources)), CAUSE_DOCUMENT, permanent=True
             ) from exc
         files = [
             self._file_row(TIFF, rendered.tiff_path, "image/tiff"),
@@ -686,6 +686,24 @@ class Worker:
             await self._finish(attempt, self._failure_end(attempt, failure))
         except Exception as exc:  # the lease runs out and another worker resumes
             attempt.log.exception("job.abandon_failed", error=exc)
+
+
+def _render_failure_message(error: DocumentError, source_count: int) -> str:
+    """Return a render failure's reason, starting with the file that failed.
+
+    The renderer puts the failing input's `filename` and `input_index` in the
+    error's details. Without a file name, a job of several documents names the
+    document by its position.
+    """
+    filename = error.details.get("filename")
+    index = error.details.get("input_index")
+    if filename:
+        if error.message.startswith(f"{filename} "):
+            return error.message  # the message names the file already
+        return f"{filename}: {error.message}"
+    if isinstance(index, int) and source_count > 1:
+        return f"document {index + 1} of {source_count}: {error.message}"
+    return f"the document cannot be faxed: {error.message}"
 
 
 def _as_list(value: Any) -> list[str]:

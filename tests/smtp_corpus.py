@@ -353,6 +353,19 @@ def unsupported_only(sender: str = SENDER, message_id: str | None = None) -> byt
     return message.as_bytes()
 
 
+def text_labelled_pdf(sender: str = SENDER, message_id: str | None = None) -> bytes:
+    """A message whose only attachment, x.pdf declared as a PDF, is 10 bytes of text."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = f"Alice <{sender}>"
+    message["To"] = "fax@fax.test"
+    message["Subject"] = "not a pdf"
+    message["Message-ID"] = message_id or "<mislabelled@example.com>"
+    message.set_content("PDF attached.")
+    message.add_attachment(b"hello pdf!", maintype="application", subtype="pdf",
+                           filename="x.pdf")
+    return message.as_bytes()
+
+
 def pdf_message(sender: str = SENDER, message_id: str | None = None, pages: int = 1,
                 subject: str = "fax", header_from: str | None = None) -> bytes:
     """A plain message with one PDF attachment."""

@@ -9,7 +9,7 @@ from PIL import Image
 
 from faxgate.documents import RenderLimits, detect_type, quick_check
 from faxgate.documents.detect import is_truncated_pdf
-from faxgate.documents.geometry import plan_page
+from faxgate.documents.geometry import pad_to_rows, plan_page
 from faxgate.errors import DocumentError
 from tests.document_samples import (
     A4,
@@ -145,12 +145,54 @@ def test_quick_check_office_without_libreoffice(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(
+    ("data", "filename", "declared", "words"),
+    [
+        (b"hello world", None, "application/pdf", "the document is labelled as a PDF file"),
+        (b"hello world", "x.pdf", "application/pdf", "x.pdf is labelled as a PDF file"),
+        (b"hello world", "x.pdf", "text/plain", "x.pdf is labelled as a PDF file"),
+        (b"<html><body>Not found</body></html>", "scan.tif", None, "an HTML page"),
+        (b"a note", "photo.JPG", "application/octet-stream", "a JPEG image"),
+        (b"a note", "report.dat", "image/png", "a PNG image"),
+        (b"a note", "letter.docx", None, "a Word document"),
+    ],
+)
+def test_quick_check_rejects_mislabelled_text(
+    data: bytes, filename: str | None, declared: str | None, words: str
+) -> None:
+    with pytest.raises(DocumentError) as caught:
+        quick_check(data, filename, declared)
+    assert caught.value.code == "type_mismatch"
+    assert words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "declared", "expected"),
+    [
+        (pdf_with_pages([A4]), "scan.jpg", "application/octet-stream", "pdf"),
+        (pdf_with_pages([A4]), "data.dat", None, "pdf"),
+        (_png(), "photo.pdf", "application/pdf", "png"),
+        (b"plain words", "notes.txt", "application/pdf", "text"),
+        (b"a;b;c\r\n1;2;3\r\n", "export.xls", "application/vnd.ms-excel", "text"),
+        (b"plain words", None, "application/octet-stream", "text"),
+    ],
+)
+def test_quick_check_label_content_first(
+    data: bytes, filename: str | None, declared: str | None, expected: str
+) -> None:
+    assert quick_check(data, filename, declared) == expected
+
+
+@pytest.mark.parametrize(
     ("size_in", "ydpi", "rotate", "width_px", "height_px"),
     [
         ((8.27, 11.69), 196, False, 1687, 2291),  # A4 keeps 100 %
         ((8.5, 11), 196, False, 1728, 2149),  # Letter shrinks a little to fit
         ((11, 8.5), 98, True, 1728, 1074),  # landscape turns to portrait
         ((2, 3), 196, False, 408, 588),  # small pages are not enlarged
+        ((218 / 200, 84 / 200), 196, False, 222, 82),  # a small landscape label stays
+        ((590 / 96, 88 / 96), 98, False, 1254, 90),  # a narrow strip that fits stays
+        ((8.4, 5), 196, False, 1714, 980),  # landscape, just narrower than the line
+        ((8.6, 5), 196, True, 1020, 1686),  # landscape, just wider than the line
     ],
 )
 def test_plan_page_geometry(
@@ -168,3 +210,11 @@ def test_plan_page_splits_long_pages() -> None:
     assert len(plan.pieces) == 3
     assert max(lengths) == 7716  # 1000 mm at 196 lpi
     assert sum(lengths) == plan.height_px
+
+
+def test_pad_to_rows_white_bottom() -> None:
+    ink = Image.new("1", (1728, 10), 1)
+    assert pad_to_rows(ink, 0) is ink
+    padded = pad_to_rows(ink, 25)
+    assert padded.size == (1728, 25)
+    assert padded.crop((0, 10, 1728, 25)).getbbox() is None

@@ -118,6 +118,18 @@ async def test_standard_resolution_pdf(renderer: DocumentRenderer, tmp_path: Pat
         assert image.info["dpi"] == (204, 98)
 
 
+async def test_short_page_padded(renderer: DocumentRenderer, tmp_path: Path) -> None:
+    data = pdf_with_pages([(A4[0], 3.84)])  # the corner square fills the strip's left end
+    pages, sizes = await _render(renderer, tmp_path, data, "strip.pdf")
+
+    (page,) = pages
+    assert page.size == (1728, 196)
+    assert sizes[0] == (215.2, 25.4)
+    _left, top, _right, bottom = _black_box(page) or (0, 0, 0, 0)
+    assert top == 0
+    assert bottom == round(3.84 / 72 * 196)  # the content keeps its size
+
+
 async def test_long_page_split(renderer: DocumentRenderer, tmp_path: Path) -> None:
     data = pdf_with_pages([(RECEIPT[0], 1500 / 25.4 * 72)])  # 1.5 m long receipt
     pages, sizes = await _render(renderer, tmp_path, data, "receipt.pdf")
@@ -133,6 +145,23 @@ async def test_tiff_200dpi_lzw(renderer: DocumentRenderer, tmp_path: Path) -> No
     assert sizes[0] == (215.2, 297.0)
     left, top, _, _ = _black_box(pages[0]) or (0, 0, 0, 0)
     assert (left, top) == ((1728 - 1687) // 2, 0)
+
+
+async def test_small_landscape_tiff_not_turned(
+    renderer: DocumentRenderer, tmp_path: Path
+) -> None:
+    label = Image.new("1", (218, 84), 1)
+    ImageDraw.Draw(label).rectangle((0, 0, 39, 19), fill=0)  # marks the top-left corner
+    data = tiff_bytes([label], (200, 200), "group4")
+
+    pages, _ = await _render(renderer, tmp_path, data, "label.tif")
+
+    (page,) = pages
+    assert page.width == 1728
+    assert page.height == 196  # 82 rows of label, padded to the 1 inch minimum
+    left, top, right, bottom = _black_box(page) or (0, 0, 0, 0)
+    assert (left, top) == ((1728 - 222) // 2, 0)
+    assert right - left > bottom - top  # the mark is still wider than tall
 
 
 async def test_tiff_200dpi_bilevel_keeps_lines(renderer: DocumentRenderer, tmp_path: Path) -> None:
@@ -210,9 +239,11 @@ async def test_photograph_is_halftoned(renderer: DocumentRenderer, tmp_path: Pat
     buffer = io.BytesIO()
     photo.convert("RGB").save(buffer, "JPEG", dpi=(150, 150))
     pages, _ = await _render(renderer, tmp_path, buffer.getvalue(), "photo.jpg")
-    # Landscape photo turned to portrait; its middle grey is about half black dots.
+    # The 8 x 6 in landscape photo fits the fax width, so it keeps its
+    # orientation. Its middle grey is about half black dots.
     page = pages[0]
-    middle = page.crop((800, 1000, 900, 1100))
+    assert page.height == 6 * 196
+    middle = page.crop((800, page.height // 2 - 50, 900, page.height // 2 + 50))
     share = middle.histogram()[0] / 10000
     assert 0.25 < share < 0.75
 

@@ -360,6 +360,20 @@ async def test_corrupt_pdf_rejected(start: Factory, http: aiohttp.ClientSession)
     assert rows["data"] == []
 
 
+async def test_text_labelled_pdf_rejected(start: Factory, http: aiohttp.ClientSession) -> None:
+    service = await start()
+    client = await client_for(service, http)
+    path = client.account_path(f"/faxes?to_number={TO}&from_number={FROM}")
+    status, body = await client.request(
+        "PUT", path, data=b"hello world", headers={"Content-Type": "application/pdf"}
+    )
+    assert status == 400, body
+    error = body["data"]["document"]["type_mismatch"]
+    assert "labelled as a PDF file, but its content is plain text" in error["message"]
+    _code, rows = await client.request("GET", client.account_path("/faxes/outgoing"))
+    assert rows["data"] == []
+
+
 async def test_resubmit_and_delete(start: Factory, http: aiohttp.ClientSession) -> None:
     service = await start()
     client = await client_for(service, http)

@@ -13,11 +13,14 @@ import shutil
 import ssl
 import subprocess
 import sys
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ApiClient, make_config, start_service
+from conftest import ApiClient, make_config, start_service, wait_for
+from PIL import Image
 from pypdf import PdfReader
 from smtp_corpus import (
     CORPUS,
@@ -25,6 +28,7 @@ from smtp_corpus import (
     CorpusCase,
     password_pdf,
     pdf_message,
+    text_labelled_pdf,
     text_only,
     unsupported_only,
 )
@@ -412,8 +416,9 @@ async def test_text_refused_without_permission(
     [
         (password_pdf, b"5.6.0", b"locked.pdf is password-protected"),
         (unsupported_only, b"5.6.1", b"numbers.xlsx"),
+        (text_labelled_pdf, b"5.6.1", b"x.pdf: labelled as a PDF file, but its content is plain"),
     ],
-    ids=["password_protected", "unsupported_only"],
+    ids=["password_protected", "unsupported_only", "text_labelled_pdf"],
 )
 async def test_unfaxable_message_refused(
     service: Service,
@@ -433,6 +438,56 @@ async def test_unfaxable_message_refused(
     (entry,) = await entries_for(api)
     assert entry["status"] == "refused"
     assert entry["smtp_code"] == 554
+
+
+async def test_mislabelled_pdf_logs_content_type(
+    service: Service, api: ApiClient, faxbox: dict[str, Any]
+) -> None:
+    result = await send_mail(
+        service.smtp_port or 0, SENDER, [address("2125550123", faxbox)], text_labelled_pdf()
+    )
+
+    assert result.data_code == 554
+    (entry,) = await entries_for(api)
+    (document,) = entry["documents"]
+    assert document["filename"] == "x.pdf"
+    assert document["detected_type"] == "text"
+    assert document["skipped_kind"] == "mislabelled"
+
+
+async def test_damaged_image_failure_names_file(
+    service: Service, api: ApiClient, faxbox: dict[str, Any]
+) -> None:
+    photo = io.BytesIO()
+    Image.effect_noise((400, 300), 60).save(photo, "JPEG")
+    whole = photo.getvalue()
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = f"Alice <{SENDER}>"
+    message["Subject"] = "two photos"
+    message.set_content("Photos attached.")
+    message.add_attachment(whole, maintype="image", subtype="jpeg", filename="wibble1.jpg")
+    message.add_attachment(
+        whole[: len(whole) // 2], maintype="image", subtype="jpeg", filename="wibble2.JPG"
+    )
+
+    result = await send_mail(
+        service.smtp_port or 0, SENDER, [address("2125550123", faxbox)], message.as_bytes()
+    )
+
+    assert result.data_code == 250, result.data_reply
+    (entry,) = await entries_for(api)
+
+    async def finished() -> Any:
+        status, answer = await api.request(
+            "GET", api.account_path(f"/faxes/outbox/{entry['fax_id']}")
+        )
+        return answer["data"] if status == 200 else None
+
+    outbox = await wait_for(finished, within=60, interval=0.5)
+    assert outbox["status"] == "failed"
+    reason = outbox["tx_result"]["error_message"]
+    assert reason.startswith("wibble2.JPG: "), reason
+    assert "damaged" in reason
 
 
 async def test_unreadable_mime_refused(

@@ -120,6 +120,32 @@ def test_content_decides_over_name() -> None:
     ]
 
 
+def test_text_labelled_pdf_skipped() -> None:
+    raw = message_with((b"hello pdf!", "application", "pdf", "x.pdf", "attachment"))
+
+    extraction = extract_documents(raw, options(fax_text_body=True))
+
+    assert extraction.documents == []
+    (part,) = extraction.skipped
+    assert part.filename == "x.pdf"
+    assert part.kind == "mislabelled"
+    assert part.detected_type == "text"
+    assert "labelled as a PDF file, but its content is plain text" in part.reason
+    assert extraction.blocks_text_fallback
+
+
+def test_mislabelled_part_beside_document() -> None:
+    raw = message_with(
+        (b"hello pdf!", "application", "pdf", "x.pdf", "attachment"),
+        (make_pdf(1), "application", "pdf", "real.pdf", "attachment"),
+    )
+
+    extraction = extract_documents(raw, OPTIONS)
+
+    assert [d.filename for d in extraction.documents] == ["real.pdf"]
+    assert [part.filename for part in extraction.skipped] == ["x.pdf"]
+
+
 def test_text_attachment_is_document() -> None:
     raw = message_with(("Grüße\n".encode(), "text", "plain", "notes.txt", "attachment"))
 

@@ -2,7 +2,9 @@
 
 The content's first bytes decide first, then the file name, then the declared
 MIME type, because mail clients often label attachments wrongly
-(application/octet-stream, or a ".pdf" name on something else).
+(application/octet-stream, or a ".pdf" name on another binary format).
+One label mistake is rejected instead: text content under a name or type that
+promises a binary format (see `check_label`).
 """
 
 from __future__ import annotations
@@ -94,6 +96,29 @@ _NOT_DOCUMENT_MIME_PREFIXES = (
     "application/pgp-keys",
 )
 
+# Labels that promise a binary format, with the name used in error messages.
+# Text content under one of them is a mistake (an error page saved as
+# invoice.pdf, a note renamed to scan.jpg), not a text to fax. Legacy
+# .doc/.xls/.ppt and .rtf are left out because exporters write HTML, CSV or
+# RTF text under those names, and faxing that text is what the sender wants.
+_BINARY_LABELS: dict[str, str] = {
+    "pdf": "a PDF file",
+    "tiff": "a TIFF image",
+    "png": "a PNG image",
+    "jpeg": "a JPEG image",
+    "gif": "a GIF image",
+    "bmp": "a BMP image",
+    "webp": "a WebP image",
+    "avif": "an AVIF image",
+    "heic": "a HEIC image",
+    "docx": "a Word document",
+    "xlsx": "an Excel workbook",
+    "pptx": "a PowerPoint presentation",
+    "odt": "an OpenDocument text",
+    "ods": "an OpenDocument spreadsheet",
+    "odp": "an OpenDocument presentation",
+}
+
 _OOXML_PARTS = (("word/", "docx"), ("xl/", "xlsx"), ("ppt/", "pptx"))
 _ODF_MIMETYPES = {
     b"application/vnd.oasis.opendocument.text": "odt",
@@ -153,6 +178,7 @@ def quick_check(
     """
     if not data.strip():
         raise DocumentError("the document is empty", code="empty")
+    check_label(data, filename, declared)
 
     detected = detect_type(data, filename, declared)
     if detected is None:
@@ -171,6 +197,35 @@ def quick_check(
     elif detected in OFFICE_TYPES and find_office_command() is None:
         raise DocumentError(OFFICE_UNAVAILABLE_MESSAGE, code="office_unavailable")
     return detected
+
+
+def label_mismatch(head: bytes, filename: str | None, declared: str | None) -> str | None:
+    """Return why the content contradicts its label, or None when it does not.
+
+    The label is the file name's extension, or the declared MIME type when the
+    extension is unknown. Only a label of a binary format (PDF, TIFF, an image,
+    a ZIP-based office format) over text content counts. Other binary content
+    under a wrong label is left to content-first detection. The reason does not
+    name the file: "labelled as a PDF file, but its content is plain text".
+    """
+    labelled = _EXTENSIONS.get(_extension(filename)) or _MIME_TYPES.get(_mime(declared))
+    if labelled not in _BINARY_LABELS:
+        return None
+    if _type_from_magic(head) is not None or not _looks_like_text(head):
+        return None
+    content = "an HTML page" if detect_type(head, None, None) == "html" else "plain text"
+    return f"labelled as {_BINARY_LABELS[labelled]}, but its content is {content}"
+
+
+def check_label(head: bytes, filename: str | None, declared: str | None) -> None:
+    """Raise DocumentError (code `type_mismatch`) when `label_mismatch` finds a contradiction."""
+    reason = label_mismatch(head, filename, declared)
+    if reason is None:
+        return
+    raise DocumentError(
+        f"{filename or 'the document'} is {reason}; send the original file",
+        code="type_mismatch",
+    )
 
 
 OFFICE_UNAVAILABLE_MESSAGE = (

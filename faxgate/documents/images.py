@@ -21,7 +21,7 @@ from faxgate.errors import DocumentError
 
 from .bilevel import Content, to_ink
 from .faxtiff import encode_g4
-from .geometry import PagePlan, left_margin, plan_page
+from .geometry import PagePlan, left_margin, min_page_rows, pad_to_rows, plan_page
 from .model import FAX_WIDTH_PX, FAX_XDPI, FaxPage, RenderLimits
 
 # Resolution assumed for images that do not state a plausible one: the usual
@@ -123,6 +123,7 @@ def render_frames(
 ) -> list[list[FaxPage]]:
     """Render the frames at `indices` of the image at `path`; returns the fax pages of each."""
     rendered: list[list[FaxPage]] = []
+    min_rows = min_page_rows(limits.min_page_length_mm, ydpi)
     with open_image(path, limits) as image:
         for index in indices:
             image.seek(index)
@@ -134,7 +135,9 @@ def render_frames(
                     f"image page {index + 1} is damaged and cannot be decoded", code="corrupt"
                 ) from exc
             pieces = [
-                encode_g4(ink.crop((0, start, FAX_WIDTH_PX, stop)), FAX_XDPI, ydpi)
+                encode_g4(
+                    pad_to_rows(ink.crop((0, start, FAX_WIDTH_PX, stop)), min_rows), FAX_XDPI, ydpi
+                )
                 for start, stop in plan.pieces
             ]
             rendered.append(pieces)

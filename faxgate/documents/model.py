@@ -12,6 +12,12 @@ FAX_WIDTH_PX = 1728
 FAX_XDPI = 204
 RESOLUTION_YDPI: dict[str, int] = {"standard": 98, "fine": 196}
 MM_PER_INCH = 25.4
+# Default minimum fax page length: 1 inch. A page a few rows long (a 4 pt tall
+# PDF page is 1.3 mm) is hard to find on the receiver's paper or screen, and the
+# 3.6 mm header line stamped at send time would be most of it. One inch leaves
+# room for the header and a line or two of content. It is a judgment, not a
+# value from a fax standard.
+MIN_PAGE_LENGTH_MM = 25.4
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,8 @@ class RenderLimits:
     `max_pages` caps the fax pages of one render call, counted before rendering.
     Source pages longer than `max_page_length_mm` (after scaling to the fax width)
     are split into several fax pages of at most that length, so nothing is cut off.
+    Pages shorter than `min_page_length_mm` get white rows at the bottom up to
+    that length, with the content kept at its size (0 turns this off).
     `max_image_pixels` rejects raster images (and TIFF pages) with more pixels,
     checked from the file header before any pixel is decoded.
     `office_timeout_s` limits one LibreOffice conversion.
@@ -32,6 +40,7 @@ class RenderLimits:
     memory_mb: int = 1024
     max_pages: int = 200
     max_page_length_mm: float = 1000
+    min_page_length_mm: float = MIN_PAGE_LENGTH_MM
     max_image_pixels: int = 100_000_000
     office_timeout_s: float = 120
 

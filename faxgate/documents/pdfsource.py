@@ -30,7 +30,7 @@ from faxgate.errors import DocumentError
 from .bilevel import Content, to_ink
 from .detect import PASSWORD_MESSAGE, TRUNCATED_PDF_MESSAGE, is_truncated_pdf
 from .faxtiff import encode_g4
-from .geometry import PagePlan, left_margin, plan_page
+from .geometry import PagePlan, left_margin, pad_to_rows, plan_page
 from .model import FAX_WIDTH_PX, FAX_XDPI, FaxPage
 
 logger = logging.getLogger(__name__)
@@ -89,9 +89,16 @@ def plan_pdf_pages(document: pdfium.PdfDocument, ydpi: int, max_length_mm: float
 
 
 def render_pdf_pages(
-    document: pdfium.PdfDocument, plans: list[PagePlan], indices: Sequence[int], ydpi: int
+    document: pdfium.PdfDocument,
+    plans: list[PagePlan],
+    indices: Sequence[int],
+    ydpi: int,
+    min_rows: int = 0,
 ) -> list[list[FaxPage]]:
-    """Render the source pages at `indices`; returns the fax pages of each, following its plan."""
+    """Render the source pages at `indices`; returns the fax pages of each, following its plan.
+
+    Fax pages shorter than `min_rows` are padded with white rows at the bottom.
+    """
     rendered: list[list[FaxPage]] = []
     for index in indices:
         page = document[index]
@@ -100,7 +107,7 @@ def render_pdf_pages(
             pieces = []
             for piece in plans[index].pieces:
                 ink = _render_piece(page, plans[index], piece, ydpi, content)
-                pieces.append(encode_g4(ink, FAX_XDPI, ydpi))
+                pieces.append(encode_g4(pad_to_rows(ink, min_rows), FAX_XDPI, ydpi))
             rendered.append(pieces)
         finally:
             page.close()

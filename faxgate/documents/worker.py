@@ -23,10 +23,10 @@ from PIL import Image
 from faxgate.errors import DocumentError
 
 from . import images, pdfsource
-from .detect import IMAGE_TYPES, OFFICE_TYPES, UNSUPPORTED_REASONS, detect_type
+from .detect import IMAGE_TYPES, OFFICE_TYPES, UNSUPPORTED_REASONS, check_label, detect_type
 from .faxtiff import read_fax_pages, write_fax_tiff
 from .files import write_atomically
-from .geometry import PagePlan
+from .geometry import PagePlan, min_page_rows
 from .header import stamp_page
 from .model import FaxPage, HeaderInfo, RenderLimits
 from .office import convert_to_pdf
@@ -162,6 +162,7 @@ def _prepare_source(request: SourceRequest) -> PreparedSource:
         head = file.read(_HEAD_BYTES)
     if not head.strip():
         raise DocumentError("the document is empty", code="empty")
+    check_label(head, request.filename, request.content_type)
     detected = detect_type(head, request.filename, request.content_type)
     if detected is None:
         raise DocumentError(
@@ -225,8 +226,9 @@ def _render_chunk(request: ChunkRequest) -> list[list[FaxPage]]:
     else:
         document = pdfsource.open_pdf(source.render_path)
         try:
+            min_rows = min_page_rows(request.limits.min_page_length_mm, request.ydpi)
             pages = pdfsource.render_pdf_pages(
-                document, list(source.plans), request.indices, request.ydpi
+                document, list(source.plans), request.indices, request.ydpi, min_rows
             )
         finally:
             document.close()

@@ -9,7 +9,9 @@ Parts are collected in MIME order. Nested multiparts, forwarded messages
 (message/rfc822), the signed content of multipart/signed and the files
 inside Outlook's TNEF winmail.dat are searched. A part's type is decided by
 `faxgate.smtp.sniff.detect_type`: content first, then file name, then the
-declared type.
+declared type. A part whose name or declared type promises a binary format
+(PDF, TIFF, image, ZIP-based office) but whose content is text is skipped as
+MISLABELLED (`faxgate.documents.detect.label_mismatch`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 
 from tnefparse import TNEF
 
+from faxgate.documents.detect import detect_type as detect_content_type
+from faxgate.documents.detect import label_mismatch
 from faxgate.errors import FaxgateError
 from faxgate.smtp.sniff import CONTENT_TYPES, HEAD_BYTES, IMAGE_TYPES, detect_type
 
@@ -38,9 +42,10 @@ UNSUPPORTED = "unsupported"
 EMPTY = "empty"
 ENCRYPTED = "encrypted"
 UNREADABLE = "unreadable"
+MISLABELLED = "mislabelled"
 # Skipped parts of these kinds were likely meant as documents, so a message
 # that has them is never faxed as its text body alone.
-_BLOCKS_TEXT_FALLBACK = frozenset({UNSUPPORTED, EMPTY, ENCRYPTED, UNREADABLE})
+_BLOCKS_TEXT_FALLBACK = frozenset({UNSUPPORTED, EMPTY, ENCRYPTED, UNREADABLE, MISLABELLED})
 
 # Forwarded messages inside forwarded messages, and multiparts inside
 # multiparts, are searched this deep.
@@ -111,12 +116,17 @@ class ExtractedDocument:
 
 @dataclass(frozen=True)
 class SkippedPart:
-    """A part that is not faxed, with a sentence saying why and a stable `kind` code."""
+    """A part that is not faxed, with a sentence saying why and a stable `kind` code.
+
+    `detected_type` is the type its content shows, where that is known and
+    differs from its label (MISLABELLED parts).
+    """
 
     filename: str | None
     content_type: str
     reason: str
     kind: str = UNSUPPORTED
+    detected_type: str | None = None
 
 
 @dataclass
@@ -272,7 +282,15 @@ class _Walker:
         if not data:
             self.out.skipped.append(SkippedPart(filename, declared, "empty part", EMPTY))
             return
-        detected = detect_type(data[:HEAD_BYTES], filename, declared)
+        head = data[:HEAD_BYTES]
+        mismatch = label_mismatch(head, filename, declared)
+        if mismatch is not None:
+            content = detect_content_type(head, None, None)
+            self.out.skipped.append(
+                SkippedPart(filename, declared, mismatch, MISLABELLED, detected_type=content)
+            )
+            return
+        detected = detect_type(head, filename, declared)
         if detected is None:
             reason = f"{declared} is not a faxable type: send a PDF, TIFF or image"
             self.out.skipped.append(SkippedPart(filename, declared, reason, UNSUPPORTED))

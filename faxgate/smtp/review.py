@@ -176,6 +176,8 @@ def _documents(
                 "skipped_kind": part.kind,
             }
         )
+        if part.detected_type is not None:
+            summary[-1]["detected_type"] = part.detected_type
     if not extraction.documents:
         refusal = _missing_documents_refusal(extraction, options)
     return summary, refusal
