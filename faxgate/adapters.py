@@ -10,6 +10,7 @@ from typing import Any
 from faxgate.config import Config
 from faxgate.documents import (
     DEFAULT_HEADER_TEMPLATE,
+    DETECTED_CONTENT_TYPES,
     DocumentInput,
     DocumentRenderer,
     HeaderInfo,
@@ -84,31 +85,6 @@ def build_trunk(config: Config) -> Trunk:
     )
 
 
-# Content types of the types that faxgate.documents detects.
-_DETECTED_CONTENT_TYPES = {
-    "pdf": "application/pdf",
-    "tiff": "image/tiff",
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "gif": "image/gif",
-    "bmp": "image/bmp",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "text": "text/plain",
-    "html": "text/html",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "doc": "application/msword",
-    "odt": "application/vnd.oasis.opendocument.text",
-    "rtf": "application/rtf",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "xls": "application/vnd.ms-excel",
-    "ods": "application/vnd.oasis.opendocument.spreadsheet",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "ppt": "application/vnd.ms-powerpoint",
-    "odp": "application/vnd.oasis.opendocument.presentation",
-}
-
-
 class RendererPipeline:
     """A `DocumentPipeline` over the document renderer (`faxgate.documents`)."""
 
@@ -127,7 +103,7 @@ class RendererPipeline:
 
     def check(self, data: bytes, filename: str | None, declared_type: str | None) -> str:
         detected = quick_check(data, filename, declared_type, self.limits)
-        return _DETECTED_CONTENT_TYPES.get(detected, "application/octet-stream")
+        return DETECTED_CONTENT_TYPES.get(detected, "application/octet-stream")
 
     async def render(
         self, sources: list[SourceDocument], out_dir: Path, resolution: str

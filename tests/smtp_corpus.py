@@ -353,6 +353,19 @@ def unsupported_only(sender: str = SENDER, message_id: str | None = None) -> byt
     return message.as_bytes()
 
 
+def archive_only(sender: str = SENDER, message_id: str | None = None) -> bytes:
+    """A message whose only attachment is a ZIP archive, which is not faxable."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = f"Alice <{sender}>"
+    message["To"] = "fax@fax.test"
+    message["Subject"] = "photos"
+    message["Message-ID"] = message_id or "<archive@example.com>"
+    message.set_content("Archive attached.")
+    message.add_attachment(b"PK\x03\x04" + b"\x00" * 200, maintype="application",
+                           subtype="zip", filename="photos.zip")
+    return message.as_bytes()
+
+
 def text_labelled_pdf(sender: str = SENDER, message_id: str | None = None) -> bytes:
     """A message whose only attachment, x.pdf declared as a PDF, is 10 bytes of text."""
     message = EmailMessage(policy=SMTP_POLICY)

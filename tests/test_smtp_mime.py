@@ -11,6 +11,7 @@ from smtp_corpus import (
     TEXT_BODY,
     WINDOWS_1252_TEXT,
     CorpusCase,
+    archive_only,
     html_logo_pdf_photo,
     make_encrypted_pdf,
     make_logo_png,
@@ -21,7 +22,6 @@ from smtp_corpus import (
     pdf_message,
     text_only,
     three_attachments,
-    unsupported_only,
     windows_1252_body,
 )
 
@@ -175,11 +175,11 @@ def test_body_not_faxed_beside_attachments() -> None:
 
 
 def test_unsupported_part_blocks_text_fallback() -> None:
-    extraction = extract_documents(unsupported_only(), options(fax_text_body=True))
+    extraction = extract_documents(archive_only(), options(fax_text_body=True))
 
     assert extraction.documents == []
     assert extraction.blocks_text_fallback
-    assert extraction.skipped[0].filename == "numbers.xlsx"
+    assert extraction.skipped[0].filename == "photos.zip"
 
 
 def test_windows_1252_body_decoded() -> None:
@@ -263,7 +263,8 @@ def test_html_rendered_as_text() -> None:
         (b"plain words", "read.txt", "application/octet-stream", "text"),
         (b"plain words", None, "text/plain", "text"),
         (b"\x00\x01binary", "read.txt", "text/plain", None),
-        (b"PK\x03\x04", "sheet.xlsx", "application/vnd.ms-excel", None),
+        (b"PK\x03\x04", "sheet.xlsx", "application/vnd.ms-excel", "xlsx"),
+        (b"PK\x03\x04", "photos.zip", "application/zip", None),
     ],
 )
 def test_detect_type(

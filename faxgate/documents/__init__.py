@@ -6,6 +6,7 @@ pages, rendered in a pool of worker processes with time, memory and page limits.
 """
 
 from faxgate.documents.detect import (
+    DETECTED_CONTENT_TYPES,
     IMAGE_TYPES,
     OFFICE_TYPES,
     SUPPORTED_TYPES,
@@ -32,6 +33,7 @@ from faxgate.documents.renderer import DocumentRenderer
 
 __all__ = [
     "DEFAULT_HEADER_TEMPLATE",
+    "DETECTED_CONTENT_TYPES",
     "FAX_WIDTH_PX",
     "FAX_XDPI",
     "HEADER_FIELDS",

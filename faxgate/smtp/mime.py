@@ -29,10 +29,11 @@ from typing import Any
 
 from tnefparse import TNEF
 
+from faxgate.documents import DETECTED_CONTENT_TYPES
 from faxgate.documents.detect import detect_type as detect_content_type
 from faxgate.documents.detect import label_mismatch
 from faxgate.errors import FaxgateError
-from faxgate.smtp.sniff import CONTENT_TYPES, HEAD_BYTES, IMAGE_TYPES, detect_type
+from faxgate.smtp.sniff import HEAD_BYTES, IMAGE_TYPES, detect_type
 
 # Stable codes for SkippedPart.kind: the reason a part was skipped.
 LOGO = "logo"
@@ -303,7 +304,7 @@ class _Walker:
         if detected == "text":
             data = decode_text(data, charset).encode("utf-8")
         self.out.documents.append(
-            ExtractedDocument(data, filename, CONTENT_TYPES[detected], detected)
+            ExtractedDocument(data, filename, DETECTED_CONTENT_TYPES[detected], detected)
         )
 
     def _logo_reason(self, size: int, attached: bool, content_id: str | None) -> str | None:

@@ -19,6 +19,9 @@ from pathlib import PurePosixPath
 
 from pypdf import PasswordType, PdfReader
 
+from faxgate.documents import OFFICE_TYPES
+from faxgate.documents import detect_type as documents_detect_type
+from faxgate.documents import quick_check as documents_quick_check
 from faxgate.errors import DocumentError
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,11 @@ def detect_type(head: bytes, filename: str | None, declared: str | None) -> str 
     by_content = sniff_content(head)
     if by_content is not None:
         return by_content
+    # Office files are ZIP or OLE containers that only the document
+    # pipeline's detector tells apart.
+    office = documents_detect_type(head, filename, declared)
+    if office in OFFICE_TYPES:
+        return office
 
     by_name = _EXTENSIONS.get(PurePosixPath(filename).suffix.lower()) if filename else None
     by_declared = _DECLARED.get((declared or "").lower())
@@ -129,6 +137,14 @@ def inspect_document(data: bytes, filename: str | None, detected_type: str) -> D
     """
     if not data:
         raise DocumentError(f"{filename or 'the document'} is empty", code="empty")
+    if detected_type in OFFICE_TYPES:
+        # Refuses office files at once when LibreOffice is not installed.
+        try:
+            documents_quick_check(data, filename, None)
+        except DocumentError as exc:
+            name = filename or "the document"
+            raise DocumentError(f"{name}: {exc.message}", code=exc.code) from exc
+        return DocumentInfo(detected_type)
     if detected_type != "pdf":
         return DocumentInfo(detected_type)
     return DocumentInfo("pdf", _pdf_pages(data, filename))
