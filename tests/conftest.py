@@ -86,6 +86,14 @@ class ApiClient:
                 return response.status, raw
 
 
+async def client_for(service: Service, http: aiohttp.ClientSession) -> ApiClient:
+    """Create an account on the service and return a client logged in with its API key."""
+    _account, api_key = await service.store.create_account("test")
+    client = ApiClient(http, service.http_url)
+    await client.authenticate(api_key)
+    return client
+
+
 async def start_service(config: Config) -> Service:
     service = Service(config)
     await service.start()
@@ -187,6 +195,28 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
         yield process
     finally:
         process.kill()
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
+    """Run the CLI without blocking the event loop that serves the test's servers."""
+    # The caller's own API key must not leak into tests that check its absence.
+    environment = {key: value for key, value in os.environ.items() if key != "FAXGATE_API_KEY"}
+    environment.update(env or {})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "faxgate.cli", *args,
+        cwd=REPO, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return CliResult(process.returncode, stdout.decode(), stderr.decode())
 
 
 async def wait_for(condition: Any, within: float = 30.0, interval: float = 0.05) -> Any:
