@@ -363,6 +363,7 @@ async def test_unrenderable_mail_notifies_sender(start: Start, sink: SmtpSink) -
     assert mail.envelope_sender == "<>"
     message = mail.message
     assert message["Subject"] == f"Your fax to {TO} could not be sent"
+    assert message["In-Reply-To"] == "<contract-1@example.com>"
     assert message["Auto-Submitted"] == "auto-replied"
     body = plain_text(message)
     assert f'Your mail "Contract" to {TO} reached the fax gateway' in body
