@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import io
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -251,7 +252,7 @@ async def test_rest_fax_mails_result(start: Start, sink: SmtpSink) -> None:
 async def test_busy_fax_mails_once_at_end(start: Start, sink: SmtpSink) -> None:
     # The pause before the second attempt is long enough to look at the
     # waiting job several times.
-    running = await start(sink.port, worker={"busy_retry_delay": 1.5})
+    running = await start(sink.port, worker={"busy_retry_delay": 3.0})
     fields = {
         "to_number": BUSY_TO,
         "from_number": FROM,
@@ -324,7 +325,12 @@ async def test_inbound_fax_mailed_and_signed(
     message = mail.message
     assert message["Subject"] == f"Fax received from {FROM}"
     assert message["X-Faxgate-Fax-Id"] == entry["id"]
-    assert "Pages:       2" in plain_text(message)
+    body = plain_text(message)
+    assert f"You received a fax on {FAXBOX_NUMBER}." in body
+    assert f"From:        {FROM}" in body
+    # The sending job's station id (TSI) is its from_number.
+    assert f"Far end id:  {FROM}" in body
+    assert "Pages:       2" in body
     assert pdf_pages(attached_pdf(message)) == 2
 
     (request,) = receiver.requests
@@ -335,6 +341,7 @@ async def test_inbound_fax_mailed_and_signed(
     assert hmac.compare_digest(
         request.headers["X-Faxgate-Signature"], expected_signature(secret, request)
     )
+    assert abs(int(request.headers["X-Faxgate-Timestamp"]) - time.time()) < 60
     payload = json.loads(request.body)
     assert payload["event"] == "inbound_received"
     assert payload["account_id"] == running.account_id
