@@ -437,12 +437,23 @@ async def test_smarthost_down_then_up(start: Start) -> None:
         rows = await running.service.store.list_notifications()
         return len(rows) == 3 and all(row.attempts >= 1 and row.last_error for row in rows)
 
+    async def mail_check() -> str:
+        status, health = await running.api.request("GET", "/health")
+        assert status == 200, health
+        return str(health["checks"]["notifier"]["mail"])
+
     await wait_for(all_deferred, within=DELIVERY_WITHIN)
+    assert await mail_check() == "deferred"
     sink = SmtpSink()
     await sink.start(port)
     try:
         for fax_id in fax_ids:
             await delivered(running.service, fax_id, 1)
+
+        async def mail_ok() -> bool:
+            return await mail_check() == "ok"
+
+        await wait_for(mail_ok, within=5)
         # Another retry period, in which a repeated delivery would arrive.
         await asyncio.sleep(1.0)
     finally:
