@@ -660,8 +660,16 @@ class Worker:
 
         if not_faxable:
             reason = str(history[-1].get("error_message") or "the document could not be read")
+            # The notice names the mail's Message-ID in In-Reply-To, so that the
+            # sender's mail program shows it next to the mail it replies to.
+            message_id = await self._mail_message_id(account_id, fax)
             await notifier.smtp_failure(
-                account_id, faxbox, sender, fax, reason, sender_allowed=allowed
+                account_id,
+                faxbox,
+                sender,
+                {**fax, "message_id": message_id},
+                reason,
+                sender_allowed=allowed,
             )
         notifications = dict(fax.get("notifications") or {})
         email = dict(notifications.get("email") or {})
@@ -670,6 +678,22 @@ class Worker:
         ]
         notifications["email"] = email
         return {**fax, "notifications": notifications}
+
+    async def _mail_message_id(self, account_id: str, fax: dict[str, Any]) -> str | None:
+        """Return the Message-ID header of the mail that an emailed fax came from.
+
+        The job keeps only the id of the mail's smtplog entry, which has the
+        header. Returns None when the entry or the header is missing.
+        """
+        entry_id = fax.get("smtplog_id")
+        if not isinstance(entry_id, str) or not entry_id:
+            return None
+        try:
+            entry = await self.ctx.store.get_smtplog_entry(account_id, entry_id)
+        except NotFoundError:
+            return None
+        message_id = entry.get("message_id")
+        return message_id if isinstance(message_id, str) and message_id else None
 
     async def _abandon(self, attempt: Attempt) -> None:
         """End an attempt cut off by shutdown: hand it back, or fail it if the call had started."""

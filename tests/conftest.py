@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -84,6 +86,14 @@ class ApiClient:
                 return response.status, json.loads(raw)
             except ValueError:
                 return response.status, raw
+
+
+async def client_for(service: Service, http: aiohttp.ClientSession) -> ApiClient:
+    """Create an account on the service and return a client logged in with its API key."""
+    _account, api_key = await service.store.create_account("test")
+    client = ApiClient(http, service.http_url)
+    await client.authenticate(api_key)
+    return client
 
 
 async def start_service(config: Config) -> Service:
@@ -189,6 +199,28 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
         process.kill()
 
 
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
+    """Run the CLI without blocking the event loop that serves the test's servers."""
+    # The caller's own API key must not leak into tests that check its absence.
+    environment = {key: value for key, value in os.environ.items() if key != "FAXGATE_API_KEY"}
+    environment.update(env or {})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "faxgate.cli", *args,
+        cwd=REPO, env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return CliResult(process.returncode, stdout.decode(), stderr.decode())
+
+
 async def wait_for(condition: Any, within: float = 30.0, interval: float = 0.05) -> Any:
     """Poll the async callable `condition` until it returns a truthy value."""
     deadline = time.monotonic() + within
@@ -199,3 +231,29 @@ async def wait_for(condition: Any, within: float = 30.0, interval: float = 0.05)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s; last value {value!r}")
         await asyncio.sleep(interval)
+
+
+# Seconds the test process may take to exit after the last test.
+EXIT_GRACE_SECONDS = 60.0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Make a hang at interpreter exit visible and bounded.
+
+    Exit joins leftover worker threads and processes. One unexplained run sat
+    idle after its tests had finished, where no per-test timeout applies, so a
+    daemon thread prints every thread's stack and ends the process with the
+    session's exit status if exit takes longer than EXIT_GRACE_SECONDS.
+    """
+
+    def watchdog() -> None:
+        time.sleep(EXIT_GRACE_SECONDS)
+        sys.stderr.write(
+            f"tests: the process did not exit within {EXIT_GRACE_SECONDS:.0f} s after the"
+            " last test; stacks of the threads that keep it alive:\n"
+        )
+        faulthandler.dump_traceback(all_threads=True)
+        sys.stderr.flush()
+        os._exit(int(exitstatus))
+
+    threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email
+import hashlib
+import hmac
 import socket
 import ssl
 import subprocess
@@ -230,6 +232,13 @@ class CallbackReceiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def expected_signature(secret: str, request: CallbackRequest) -> str:
+    """Return the X-Faxgate-Signature value that a receiver computes as the README shows."""
+    timestamp = request.headers["X-Faxgate-Timestamp"]
+    signed = timestamp.encode() + b"." + request.body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conftest import ApiClient, wait_for
+from tests.conftest import ApiClient, wait_for
 
 # Seconds the raw client waits for a reply line.
 REPLY_TIMEOUT = 10.0
@@ -131,15 +131,24 @@ async def smtplog_entry(api: ApiClient, entry_id: str) -> dict[str, Any]:
     return entry
 
 
-async def wait_for_outbox_completed(api: ApiClient, fax_id: str, within: float = 120.0) -> Any:
-    """Wait until GET /faxes/outbox/{id} shows the fax completed; return its document."""
+async def wait_for_outbox(
+    api: ApiClient, fax_id: str, within: float = 120.0, interval: float = 0.5
+) -> Any:
+    """Wait until GET /faxes/outbox/{id} shows the fax completed or failed; return its document."""
 
-    async def completed() -> Any:
+    async def finished() -> Any:
         status, answer = await api.request("GET", api.account_path(f"/faxes/outbox/{fax_id}"))
         if status == 200 and answer["data"].get("status") in ("completed", "failed"):
             return answer["data"]
         return None
 
-    doc = await wait_for(completed, within=within, interval=0.5)
+    return await wait_for(finished, within=within, interval=interval)
+
+
+async def wait_for_outbox_completed(
+    api: ApiClient, fax_id: str, within: float = 120.0, interval: float = 0.5
+) -> Any:
+    """Wait until GET /faxes/outbox/{id} shows the fax completed; return its document."""
+    doc = await wait_for_outbox(api, fax_id, within, interval)
     assert doc["status"] == "completed", doc
     return doc

@@ -478,9 +478,12 @@ async def test_cancelled_render_frees_worker(tmp_path: Path) -> None:
     try:
         await pool.warm_up()
         task = asyncio.create_task(
-            pool.render([DocumentInput(data=pdf_with_pages([A4] * 40))], tmp_path)
+            # Long enough (about 4 s of rendering) that the cancel lands mid-render
+            # even on an idle machine.
+            pool.render([DocumentInput(data=pdf_with_pages([A4] * 150))], tmp_path)
         )
         await asyncio.sleep(0.3)
+        assert not task.done()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -497,9 +500,10 @@ async def test_killed_worker_is_replaced(tmp_path: Path) -> None:
         (pid,) = [slot.pid for slot in pool._workers]
         assert pid is not None
         task = asyncio.create_task(
-            pool.render([DocumentInput(data=pdf_with_pages([A4] * 60))], tmp_path)
+            pool.render([DocumentInput(data=pdf_with_pages([A4] * 150))], tmp_path)
         )
         await asyncio.sleep(0.3)
+        assert not task.done()
         os.kill(pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
         with pytest.raises(DocumentError) as caught:
             await task

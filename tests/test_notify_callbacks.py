@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
@@ -22,8 +21,8 @@ from faxgate.store.notifications import CALLBACK, FAILED, SENT
 from tests.conftest import REPO, wait_for
 from tests.notify_support import (
     CallbackReceiver,
-    CallbackRequest,
     NotifierHarness,
+    expected_signature,
     faxbox,
     faxgate_log_text,
     outgoing_fax,
@@ -60,12 +59,6 @@ async def wait_for_requests(receiver: CallbackReceiver, count: int) -> None:
         return len(receiver.requests) >= count
 
     await wait_for(arrived, within=15)
-
-
-def expected_signature(secret: str, request: CallbackRequest) -> str:
-    timestamp = request.headers["X-Faxgate-Timestamp"]
-    signed = timestamp.encode() + b"." + request.body
-    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 async def test_json_callback_signature_verifies(

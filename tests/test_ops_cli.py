@@ -1,17 +1,15 @@
 """`faxgate send` and `faxgate status` as child processes.
 
-The faxes routes are not part of this build yet, so `send` runs against a
-small aiohttp server on 127.0.0.1 that speaks the Kazoo protocol for the
-requests `send` makes: PUT /v2/api_auth, the multipart upload and the
-outgoing/outbox reads. `status` runs against a real faxgate.
+Here `send` runs against a small aiohttp server on 127.0.0.1 that speaks the
+Kazoo protocol for the requests `send` makes: PUT /v2/api_auth, the multipart
+upload and the outgoing/outbox reads. The fake server records each request and
+serves fax states that the test chooses. `status` runs against a real faxgate.
+test_e2e_cli.py runs both commands against a real server that sends the fax.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,7 @@ from aiohttp import BodyPartReader, web
 from faxgate.client import resolve_api_url
 from faxgate.service import RUNTIME_FILE, Service
 from faxgate.store.faxes import NewFax
-from tests.conftest import REPO
+from tests.conftest import run_cli
 
 API_KEY = "a" * 64
 TOKEN = "t" * 64
@@ -113,28 +111,6 @@ async def fake_api() -> AsyncIterator[FakeApi]:
         yield fake
     finally:
         await runner.cleanup()
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
-    """Run the CLI without blocking the event loop that serves the test's servers."""
-    # The caller's own API key must not leak into tests that check its absence.
-    environment = {key: value for key, value in os.environ.items() if key != "FAXGATE_API_KEY"}
-    environment.update(env or {})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "faxgate.cli", *args,
-        cwd=REPO, env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return Result(process.returncode, stdout.decode(), stderr.decode())
 
 
 def documents(tmp_path: Path) -> list[Path]:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from faxgate.service import Service
-from tests.conftest import ApiClient, make_config, wait_for
+from tests.conftest import ApiClient, client_for, make_config, wait_for
 from tests.outgoing_support import (
     StandInDialer,
     document_server,
@@ -49,13 +49,6 @@ async def start(tmp_path: Path) -> AsyncIterator[Factory]:
     yield factory
     for service in services:
         await service.stop()
-
-
-async def client_for(service: Service, http: aiohttp.ClientSession) -> ApiClient:
-    _account, api_key = await service.store.create_account("test")
-    client = ApiClient(http, service.http_url)
-    await client.authenticate(api_key)
-    return client
 
 
 async def finished(client: ApiClient, job_id: str, within: float = 20.0) -> dict[str, Any]:

@@ -11,8 +11,9 @@ import asyncio
 import json
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -124,13 +125,25 @@ class StoreBase:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """Run the block in one IMMEDIATE transaction, committed on success."""
         async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield self.db
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
             await self.db.execute("COMMIT")
+
+    async def _begin(self) -> None:
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+        except asyncio.CancelledError:
+            # aiosqlite runs the BEGIN on its own thread even when the await is
+            # cancelled, and an open transaction would make the next BEGIN fail.
+            # Statements run in the order they are sent, so this ROLLBACK ends it.
+            # OperationalError: the BEGIN itself failed, so no transaction is open.
+            with suppress(sqlite3.OperationalError):
+                await self.db.execute("ROLLBACK")
+            raise
 
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self.db.execute(sql, params) as cursor:
