@@ -337,7 +337,12 @@ def format_status(base_url: str, health: dict[str, Any]) -> str:
 def _check_text(check: Any) -> str:
     if not isinstance(check, dict):
         return str(check)
-    details = ", ".join(f"{key} {value}" for key, value in check.items() if key != "status")
+    # Nested values (the worker's trunk status) have their own line below.
+    details = ", ".join(
+        f"{key} {value}"
+        for key, value in check.items()
+        if key != "status" and not isinstance(value, dict | list)
+    )
     return f"{check.get('status')} ({details})" if details else str(check.get("status"))
 
 

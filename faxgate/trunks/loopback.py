@@ -80,10 +80,10 @@ end any real exchange well before this.
 """
 
 CLOSE_TIMEOUT_SECONDS: Final = 10.0
+"""How long `close` waits for running calls after telling them to hang up."""
 
 # A faxbox on this server answers like a clean fax machine with ECM, whatever the rules say.
 _FAXBOX_RULE: Final = LoopbackRule(pattern="*")
-"""How long `close` waits for running calls after telling them to hang up."""
 
 
 @dataclass
