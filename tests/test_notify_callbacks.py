@@ -194,7 +194,7 @@ async def test_loopback_refused_without_allow_list(
     assert row.channel == CALLBACK
     assert row.attempts == 1
     assert row.last_error is not None
-    assert "loopback address 127.0.0.1" in row.last_error
+    assert "127.0.0.1, a loopback address" in row.last_error
     assert "fetch.allow_networks" in row.last_error
 
 

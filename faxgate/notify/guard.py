@@ -23,16 +23,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from faxgate.errors import AddressNotAllowedError
+from faxgate.fetch import blocked_reason
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# Instance metadata services of cloud providers (AWS, GCP and Azure use the
-# IPv4 one; AWS also serves fd00:ec2::254 on Nitro instances).
-METADATA_ADDRESSES = frozenset(
-    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-)
-
 
 class AddressGuard(Protocol):
     """Check run on a callback URL before faxgate connects to it."""
@@ -47,29 +41,12 @@ def parse_networks(networks: Iterable[str]) -> list[IPNetwork]:
 
 
 def classify_address(address: IPAddress) -> str | None:
-    """Return the kind of special address `address` is, or None for a public address.
+    """Return why `address` is refused by default, or None for a public address.
 
-    An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is classified as its IPv4 address.
+    The rules are those of document fetches (`faxgate.fetch.blocked_reason`),
+    so callbacks and fetches refuse the same addresses.
     """
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address in METADATA_ADDRESSES:
-        return "metadata"
-    checks = (
-        ("unspecified", address.is_unspecified),
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("multicast", address.is_multicast),
-        ("private", address.is_private),
-        ("reserved", address.is_reserved),
-        # Shared address space (100.64.0.0/10), documentation ranges and the
-        # like are neither private nor public.
-        ("non-global", not address.is_global),
-    )
-    for kind, matches in checks:
-        if matches:
-            return kind
-    return None
+    return blocked_reason(address)
 
 
 def address_allowed(address: IPAddress, allow_networks: Iterable[IPNetwork]) -> bool:
@@ -91,7 +68,7 @@ def address_allowed(address: IPAddress, allow_networks: Iterable[IPNetwork]) -> 
 def _refusal(host: str, address: IPAddress, url: str) -> AddressNotAllowedError:
     kind = classify_address(address)
     return AddressNotAllowedError(
-        f"host {host} has the {kind} address {address}, which callbacks may not reach;"
+        f"host {host} has address {address}, {kind}, which callbacks may not reach;"
         " add its network to fetch.allow_networks to allow it",
         url=url,
         address=str(address),
