@@ -182,6 +182,28 @@ def test_unsupported_part_blocks_text_fallback() -> None:
     assert extraction.skipped[0].filename == "photos.zip"
 
 
+def test_forward_as_whole_message_text() -> None:
+    inner = (
+        b"From: Dr. Sender <sender@example.net>\r\n"
+        b"Subject: Order\r\n"
+        b"Content-Type: text/plain; charset=ISO-8859-15\r\n"
+        b"\r\n"
+        b"Please fax this order today.\r\n"
+    )
+    raw = (
+        b"From: Sender <sender@example.net>\r\n"
+        b"Subject: Fwd: Order\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: message/rfc822\r\n"
+        b"\r\n" + inner
+    )
+
+    extraction = extract_documents(raw, options(fax_text_body=True))
+
+    assert [document.detected_type for document in extraction.documents] == ["text"]
+    assert extraction.documents[0].data == b"Please fax this order today."
+
+
 def test_windows_1252_body_decoded() -> None:
     extraction = extract_documents(windows_1252_body(), options(fax_text_body=True))
 

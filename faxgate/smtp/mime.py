@@ -420,6 +420,11 @@ def _body_text(part: EmailMessage, depth: int) -> str:
     """Return the text of the message body: text/plain preferred, else text rendered from HTML."""
     if depth > MAX_DEPTH:
         return ""
+    if depth == 0 and part.get_content_type() in _FORWARDED_TYPES:
+        # A message that is itself a forwarded message (GroupWise forwards
+        # this way): its text is the forwarded message's text.
+        texts = [_body_text(inner, depth + 1) for inner in _forwarded_messages(part)]
+        return "\n\n".join(text for text in texts if text)
     maintype = part.get_content_maintype()
     if maintype == "multipart":
         children = [child for child in part.iter_parts() if isinstance(child, EmailMessage)]
