@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pypdf
 import pytest
 
 from faxgate.documents.htmltext import html_to_text
-from faxgate.documents.textsource import COLUMNS, LINES_PER_PAGE, decode_text, text_to_lines
+from faxgate.documents.textsource import (
+    COLUMNS,
+    LINES_PER_PAGE,
+    decode_text,
+    layout_text_pdf,
+    text_to_lines,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +71,16 @@ def test_html_to_text_structure() -> None:
         "Pen  |  2 €",
         "your order <https://example.com/o/1>",
     ]
+
+
+def test_text_after_nul_kept(tmp_path: Path) -> None:
+    target = tmp_path / "text.pdf"
+
+    pages = layout_text_pdf(
+        b"before\x00after the damage\n", "text/plain", False, target, max_pages=5
+    )
+
+    assert pages == 1
+    text = pypdf.PdfReader(target).pages[0].extract_text()
+    assert "before" in text
+    assert "after the damage" in text

@@ -204,6 +204,33 @@ def test_forward_as_whole_message_text() -> None:
     assert extraction.documents[0].data == b"Please fax this order today."
 
 
+def test_text_attachment_with_nul_kept() -> None:
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = "Alice <alice@example.com>"
+    message["Subject"] = "notes"
+    message.set_content("See the notes.")
+    message.add_attachment(b"caf\xff\x00\xc3\xb5 order 42\n", maintype="text",
+                           subtype="plain", filename="test.txt")
+
+    extraction = extract_documents(message.as_bytes(), OPTIONS)
+
+    assert [document.filename for document in extraction.documents] == ["test.txt"]
+    assert extraction.documents[0].detected_type == "text"
+
+
+def test_binary_with_text_name_skipped() -> None:
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = "Alice <alice@example.com>"
+    message["Subject"] = "notes"
+    message.set_content("See the notes.")
+    message.add_attachment(bytes(range(256)) * 4, maintype="text", subtype="plain",
+                           filename="test.txt")
+
+    extraction = extract_documents(message.as_bytes(), OPTIONS)
+
+    assert extraction.documents == []
+
+
 def test_windows_1252_body_decoded() -> None:
     extraction = extract_documents(windows_1252_body(), options(fax_text_body=True))
 

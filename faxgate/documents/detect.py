@@ -174,7 +174,8 @@ def detect_type(head: bytes, filename: str | None, declared: str | None) -> str 
     if by_magic is not None:
         return by_magic
 
-    if not _looks_like_text(head):
+    labelled_text = _EXTENSIONS.get(extension) == "text" or _MIME_TYPES.get(mime) == "text"
+    if not _looks_like_text(head, allow_nul=labelled_text):
         return None
     if extension in _NOT_DOCUMENT_EXTENSIONS or mime.startswith(_NOT_DOCUMENT_MIME_PREFIXES):
         return None
@@ -346,16 +347,31 @@ def _office_type_from_ole(extension: str, mime: str) -> str | None:
     return None
 
 
-def _looks_like_text(head: bytes) -> bool:
+def _looks_like_text(head: bytes, allow_nul: bool = False) -> bool:
+    """Return whether `head` reads as text: few control bytes and, unless allowed, no NUL.
+
+    `allow_nul` is for files labelled as text, where a stray NUL is damage
+    to render as a replacement character, not a sign of binary content.
+    """
     sample = head[:8192]
     if not sample:
         return False
     if sample.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         return True
-    if b"\x00" in sample:
+    if not _nul_bytes_acceptable(sample, allow_nul):
         return False
-    controls = sum(1 for byte in sample if byte in _CONTROL_BYTES)
+    controls = sum(1 for byte in sample if byte and byte in _CONTROL_BYTES)
     return controls <= len(sample) // 100
+
+
+def _nul_bytes_acceptable(sample: bytes, allow_nul: bool) -> bool:
+    """Return whether the NUL bytes in `sample` still let it count as text.
+
+    Text labelled as such may carry a few (at most 2, or 2 % of the sample);
+    anything else with a NUL is binary.
+    """
+    count = sample.count(b"\x00")
+    return count == 0 or (allow_nul and count <= max(2, len(sample) // 50))
 
 
 def _extension(filename: str | None) -> str:

@@ -94,11 +94,19 @@ def sniff_content(head: bytes) -> str | None:
     return None
 
 
-def looks_like_text(head: bytes) -> bool:
-    """Return whether the bytes can be text: no NUL bytes and few other control bytes."""
-    if b"\x00" in head:
+def looks_like_text(head: bytes, allow_nul: bool = False) -> bool:
+    """Return whether the bytes can be text: few control bytes and, unless allowed, no NUL.
+
+    `allow_nul` is for parts labelled as text, where a stray NUL is damage to
+    render as a replacement character.
+    """
+    nul_count = head.count(b"\x00")
+    # Text labelled as such may carry a few NULs (at most 2, or 2 % of the bytes).
+    if nul_count and not (allow_nul and nul_count <= max(2, len(head) // 50)):
         return False
-    controls = sum(1 for byte in head if byte < 0x20 and byte not in (0x09, 0x0A, 0x0C, 0x0D))
+    controls = sum(
+        1 for byte in head if 0 < byte < 0x20 and byte not in (0x09, 0x0A, 0x0C, 0x0D)
+    )
     return controls <= len(head) // 100
 
 
@@ -122,7 +130,7 @@ def detect_type(head: bytes, filename: str | None, declared: str | None) -> str 
     if (declared or "").lower().startswith("text/plain"):
         by_declared = "text"
     guess = by_name or by_declared
-    if guess == "text" and not looks_like_text(head):
+    if guess == "text" and not looks_like_text(head, allow_nul=True):
         return None
     return guess
 
