@@ -339,6 +339,13 @@ def _require(condition: bool, key: str, problem: str) -> None:
 
 
 def _validate(config: Config) -> None:
+    _validate_limits(config)
+    _validate_choices(config)
+    _validate_smtp(config.smtp)
+    _validate_fetch(config.fetch)
+
+
+def _validate_limits(config: Config) -> None:
     for name, port in (("http.port", config.http.port), ("smtp.port", config.smtp.port)):
         _require(0 <= port <= 65535, name, f"must be a port number from 0 to 65535, got {port}")
     for key, value in (
@@ -381,6 +388,9 @@ def _validate(config: Config) -> None:
         f"must be from 1 to 4, got {config.worker.default_retries}",
     )
     _require(config.smtp.command_timeout > 0, "smtp.command_timeout", "must be greater than 0")
+
+
+def _validate_choices(config: Config) -> None:
     _require(
         config.fax.resolution in ("fine", "standard"),
         "fax.resolution",
@@ -408,34 +418,40 @@ def _validate(config: Config) -> None:
         "log.level",
         f"must be DEBUG, INFO, WARNING or ERROR, got {config.log.level!r}",
     )
+
+
+def _validate_smtp(smtp: SmtpConfig) -> None:
     _require(
-        bool(config.smtp.tls_cert) == bool(config.smtp.tls_key),
+        bool(smtp.tls_cert) == bool(smtp.tls_key),
         "smtp.tls_cert",
         "tls_cert and tls_key must be set together",
     )
     _require(
-        not config.smtp.require_tls or bool(config.smtp.tls_cert),
+        not smtp.require_tls or bool(smtp.tls_cert),
         "smtp.require_tls",
         "requires smtp.tls_cert and smtp.tls_key",
     )
-    for index, network in enumerate(config.fetch.allow_networks):
+    _require(
+        smtp.bare_lf in ("normalize", "reject"),
+        "smtp.bare_lf",
+        f"must be 'normalize' or 'reject', got {smtp.bare_lf!r}",
+    )
+    _require(
+        smtp.max_line_length >= 78,
+        "smtp.max_line_length",
+        f"must be at least 78 (RFC 5322 asks writers to keep lines that short), "
+        f"got {smtp.max_line_length}",
+    )
+    _require(bool(smtp.default_domain), "smtp.default_domain", "must not be empty")
+    smtp.default_domain = smtp.default_domain.lower()
+
+
+def _validate_fetch(fetch: FetchConfig) -> None:
+    for index, network in enumerate(fetch.allow_networks):
         try:
             ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise ConfigError(f"fetch.allow_networks[{index}]: {exc}") from exc
-    _require(
-        config.smtp.bare_lf in ("normalize", "reject"),
-        "smtp.bare_lf",
-        f"must be 'normalize' or 'reject', got {config.smtp.bare_lf!r}",
-    )
-    _require(
-        config.smtp.max_line_length >= 78,
-        "smtp.max_line_length",
-        f"must be at least 78 (RFC 5322 asks writers to keep lines that short), "
-        f"got {config.smtp.max_line_length}",
-    )
-    _require(bool(config.smtp.default_domain), "smtp.default_domain", "must not be empty")
-    config.smtp.default_domain = config.smtp.default_domain.lower()
 
 
 def _validate_notify(notify: NotifyConfig) -> None:

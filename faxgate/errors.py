@@ -1,6 +1,6 @@
 """The exception root of faxgate.
 
-Each subclass carries a stable machine `code` and a message that says what
+Each subclass carries a stable machine `code` and a message that states what
 went wrong and what to do. Only the REST layer maps these to HTTP statuses
 and only the SMTP layer maps them to reply codes.
 """

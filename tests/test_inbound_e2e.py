@@ -199,3 +199,26 @@ async def test_received_pages_keep_geometry(tmp_path: Path) -> None:
             assert bottom > 192, f"page {index} blank area is not white"
     finally:
         document.close()
+
+
+async def test_forward_action_inside_data(api: ApiClient) -> None:
+    await create_faxbox(api, caller_id=FAXBOX_NUMBER)
+    status, body = await api.request(
+        "PUT",
+        api.account_path(f"/faxes?to_number={FAXBOX_NUMBER}&from_number=%2B13125550100"),
+        data=make_pdf(1),
+        headers={"Content-Type": "application/pdf"},
+    )
+    assert status in (200, 201), body
+    await wait_for_outbox_completed(api, body["data"]["id"])
+    (row,) = await inbox_fax(api, 1)
+
+    # Some Kazoo clients send the action inside the data envelope.
+    status, body = await api.request(
+        "PUT",
+        api.account_path(f"/faxes/inbox/{row['id']}"),
+        {"data": {"action": "forward", "data": {"to_number": "+13125550177"}}},
+    )
+
+    assert status == 201, body
+    assert body["data"]["to_number"] == "+13125550177"

@@ -29,7 +29,7 @@ from faxgate.api.submissions import (
     check_job_fields,
     read_submission,
 )
-from faxgate.api.validation import field_error, page_request, read_json_object
+from faxgate.api.validation import field_error, page_request, read_action
 from faxgate.context import ServiceContext
 from faxgate.errors import FaxgateError, NotFoundError
 from faxgate.fetch import AddressGuard
@@ -240,7 +240,7 @@ async def get_outbox(request: web.Request) -> web.Response:
 async def update_outbox(request: web.Request) -> web.Response:
     """PUT /outbox/{id} with {"action": "resubmit", "data": {...}}: queue a copy of the fax."""
     row = await _outbox_row(request)
-    body = await read_json_object(request)
+    body = await read_action(request)
     action = body.get("action")
     if action != RESUBMIT:
         raise field_error(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from aiohttp import web
 
 from faxgate.api.app import account_id, context, listing
 from faxgate.api.envelope import success
-from faxgate.api.validation import InvalidRequestError, field_error, page_request, validate
+from faxgate.api.validation import field_error, page_request, read_action, validate
 from faxgate.files import commit_file, fsync_directory
 from faxgate.ids import new_id
 from faxgate.logs import EventLogger
@@ -142,7 +141,7 @@ async def forward(request: web.Request) -> web.Response:
     """Send a received fax on to another number as a new outgoing job."""
     doc = await _get(request)
     ctx = context(request)
-    body = await _read_action(request)
+    body = await read_action(request)
     validate(FORWARD_SCHEMA, body)
     data = body.get("data", {})
 
@@ -193,22 +192,6 @@ def _copy_durably(source: Path, target: Path) -> None:
     temporary = target.with_name(f".{target.name}.tmp")
     shutil.copyfile(source, temporary)
     commit_file(temporary, target)
-
-
-async def _read_action(request: web.Request) -> dict[str, Any]:
-    """Return the body of an action request: {"action": ..., "data": {...}}."""
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequestError('the request body must be {"action": ..., "data": {...}}')
-    if "action" not in body and isinstance(body.get("data"), dict) and "action" in body["data"]:
-        # Some clients put the action inside the data envelope.
-        inner = dict(body["data"])
-        body = {"action": inner.pop("action"), "data": inner.get("data", inner)}
-    return body
 
 
 def register(app: web.Application) -> None:

@@ -467,7 +467,7 @@ def _responses(operation: Operation, authenticated: bool) -> Schema:
     responses: Schema = {str(operation.status): _success_response(operation)}
     errors = set(operation.errors)
     if authenticated:
-        # 404 also answers another account's id, exactly as for an unknown one.
+        # Another account's id gets the same 404 as an unknown one.
         errors |= {401, 404}
     if "{" in operation.path:
         errors.add(404)

@@ -1,6 +1,6 @@
 """Request bodies, query parameters and JSON Schema validation in Kazoo's error shape.
 
-Kazoo answers a failed validation with data keyed by dotted field path,
+Kazoo responds to a failed validation with data keyed by dotted field path,
 then by the JSON Schema keyword that failed (`required`, `type`,
 `minLength`, ...), then `{"message": ..., "cause"?: ...}`.
 """
@@ -94,6 +94,21 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidRequestError("the request body must be a JSON object")
+    return body
+
+
+async def read_action(request: web.Request) -> dict[str, Any]:
+    """Return the body of an action request: {"action": ..., "data": {...}}.
+
+    Some clients put the action inside the data envelope
+    ({"data": {"action": ..., ...}}); that form is accepted too.
+    """
+    body = await read_json_object(request)
+    inner = body.get("data")
+    if "action" not in body and isinstance(inner, dict) and "action" in inner:
+        fields = dict(inner)
+        action = fields.pop("action")
+        body = {"action": action, "data": fields.get("data", fields)}
     return body
 
 

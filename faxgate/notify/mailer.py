@@ -66,7 +66,7 @@ class MailSession:
             reason = f"the smarthost refused {recipient}: {refused.message}"
             raise _by_code(refused.code, reason) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            reason = f"the smarthost refused the message: {exc.message}"
+            reason = f"the smarthost rejected the message: {exc.message}"
             raise _by_code(exc.code, reason) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise SessionError(f"the session with {self._server} broke: {exc}") from exc

@@ -1,9 +1,9 @@
 """Find the faxable documents in a raw mail message.
 
-`extract_documents` is pure and deterministic: the SMTP gateway calls it
-before it replies to DATA (to reject a message with nothing to fax), and
-the worker calls it again on the stored message with the same options to
-get the documents it renders.
+`extract_documents` is pure and deterministic. The SMTP gateway calls it
+before it replies to DATA, to reject a message with nothing to fax. The
+worker calls it again on the stored message with the same options to get
+the documents it renders.
 
 Parts are collected in MIME order. Nested multiparts, forwarded messages
 (message/rfc822), the signed content of multipart/signed and the files

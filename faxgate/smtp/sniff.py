@@ -120,7 +120,7 @@ def detect_type(head: bytes, filename: str | None, declared: str | None) -> str 
     if by_content is not None:
         return by_content
     # Office files are ZIP or OLE containers that only the document
-    # pipeline's detector tells apart.
+    # pipeline's detector distinguishes.
     office = documents_detect_type(head, filename, declared)
     if office in OFFICE_TYPES:
         return office

@@ -114,7 +114,7 @@ class StoreBase:
             self._db = None
 
     async def ping(self) -> bool:
-        """Return whether the database answers a trivial query."""
+        """Return whether the database responds to a trivial query."""
         try:
             async with self.db.execute("SELECT 1") as cursor:
                 return (await cursor.fetchone()) is not None
