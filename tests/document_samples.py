@@ -147,3 +147,27 @@ def _add_text(
     pdfium_c.FPDFText_SetText(obj, buffer)
     pdfium_c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, x, y)
     pdfium_c.FPDFPage_InsertObject(page, obj)
+
+
+def rules_and_text_pdf(widths_pt: Sequence[float], text_size_pt: float | None) -> bytes:
+    """Return an A4 PDF with one 200 pt tall vertical rule per width, 20 pt apart.
+
+    With `text_size_pt`, lines of Helvetica text at that size fill the lower
+    half of the page, away from the rules.
+    """
+    document = pdfium.PdfDocument.new()
+    page = document.new_page(*A4)
+    for index, width in enumerate(widths_pt):
+        rule = pdfium_c.FPDFPageObj_CreateNewRect(72 + 20 * index, 500, width, 200)
+        pdfium_c.FPDFPageObj_SetFillColor(rule, 0, 0, 0, 255)
+        pdfium_c.FPDFPath_SetDrawMode(rule, pdfium_c.FPDF_FILLMODE_WINDING, 0)
+        pdfium_c.FPDFPage_InsertObject(page, rule)
+    if text_size_pt:
+        for line in range(20):
+            _add_text(document, page, "minimum lettering " * 6, 72, 400 - line * 12, text_size_pt)
+    page.gen_content()
+    page.close()
+    buffer = io.BytesIO()
+    document.save(buffer)
+    document.close()
+    return buffer.getvalue()

@@ -26,6 +26,8 @@ from tests.document_samples import (
     minimal_docx,
     page_image,
     pdf_with_pages,
+    rules_and_text_pdf,
+    text_lines_pdf,
     tiff_bytes,
 )
 
@@ -116,6 +118,57 @@ async def test_standard_resolution_pdf(renderer: DocumentRenderer, tmp_path: Pat
     assert sizes[0] == (215.2, 297.0)
     with Image.open(tmp_path / "document.tiff") as image:
         assert image.info["dpi"] == (204, 98)
+
+
+def _horizontal_runs(page: Image.Image) -> list[tuple[int, int, int]]:
+    """Return (x, y, length) of every horizontal run of black pixels."""
+    pixels = page.load()
+    assert pixels is not None
+    runs = []
+    for y in range(page.height):
+        x = 0
+        while x < page.width:
+            if pixels[x, y] == 0:
+                start = x
+                while x < page.width and pixels[x, y] == 0:
+                    x += 1
+                runs.append((start, y, x - start))
+            x += 1
+    return runs
+
+
+@pytest.mark.parametrize("resolution", ["standard", "fine"])
+async def test_small_text_stems_not_hairlines(
+    renderer: DocumentRenderer, tmp_path: Path, resolution: str
+) -> None:
+    # Helvetica stems at 6 pt are about 1.5 pixels wide at 204 dpi. Drawn one
+    # pixel wide they fade on the receiving machine and OCR misreads them.
+    lines = ["l" * 80] * 4 + ["Illinois lull " * 6]
+    pages, _ = await _render(renderer, tmp_path, text_lines_pdf(lines, 6), "t.pdf", resolution)
+    runs = _horizontal_runs(pages[0])
+    assert len(runs) > 1000
+    hairlines = [run for run in runs if run[2] == 1]
+    assert hairlines == []
+
+
+@pytest.mark.parametrize("resolution", ["standard", "fine"])
+async def test_rules_unchanged_beside_small_text(
+    renderer: DocumentRenderer, tmp_path: Path, resolution: str
+) -> None:
+    widths = [0.1, 0.25, 0.4, 0.6]
+    alone, _ = await _render(
+        renderer, tmp_path / "alone", rules_and_text_pdf(widths, None), "r.pdf", resolution
+    )
+    with_text, _ = await _render(
+        renderer, tmp_path / "text", rules_and_text_pdf(widths, 6), "r.pdf", resolution
+    )
+    ydpi = 98 if resolution == "standard" else 196
+    rules_box = (0, round(140 / 72 * ydpi), 1728, round(340 / 72 * ydpi))
+    rules = alone[0].crop(rules_box)
+    assert _black_box(rules) is not None
+    assert ImageChops.difference(rules, with_text[0].crop(rules_box)).getbbox() is None
+    text_box = (0, round(445 / 72 * ydpi), 1728, round(700 / 72 * ydpi))
+    assert _black_box(with_text[0].crop(text_box)) is not None
 
 
 async def test_short_page_padded(renderer: DocumentRenderer, tmp_path: Path) -> None:

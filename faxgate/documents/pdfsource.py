@@ -1,15 +1,13 @@
 """Open PDFs with pdfium, repair them when possible, and render pages to fax pages.
 
-Text is rendered aliased, with the font's hinting, directly at fax resolution
-(204 x 98 or 204 x 196 dpi, with different x and y scales in one pass). At 98
-lines per inch hinted glyphs stay readable down to 6 pt. Anti-aliased glyphs
-thresholded afterwards lose thin strokes and serifs at that size.
-`bench/legibility.py` measures both with OCR.
-
-NOTE: at standard resolution 6 pt text still reads back worse than through
-Ghostscript's tiffg4 device: 98.6 % against 99.2 % of characters in
-bench/legibility.py. At 8 pt and above, and at fine resolution, it is level
-or better.
+Text is rendered aliased directly at fax resolution (204 x 98 or 204 x 196
+dpi, with different x and y scales in one pass). pdfium's aliased glyphs
+keep thin strokes that fall between pixel centres, which anti-aliased glyphs
+thresholded afterwards lose at 6 pt. Their stems come out too thin, though,
+so pages with small text are rendered a second time with anti-aliased text,
+and the pixels that the glyphs partly cover beside each stem are inked
+(`bilevel.widen_stems`). `bench/legibility.py` measures the result with OCR
+against Ghostscript's tiffg4 device.
 """
 
 from __future__ import annotations
@@ -17,9 +15,11 @@ from __future__ import annotations
 import ctypes
 import io
 import logging
+import math
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -35,12 +35,17 @@ from .model import FAX_WIDTH_PX, FAX_XDPI, FaxPage
 
 logger = logging.getLogger(__name__)
 
-RENDER_FLAGS = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_GRAYSCALE | pdfium_c.FPDF_RENDER_NO_SMOOTHTEXT
+SMOOTH_RENDER_FLAGS = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_GRAYSCALE
+RENDER_FLAGS = SMOOTH_RENDER_FLAGS | pdfium_c.FPDF_RENDER_NO_SMOOTHTEXT
 # Text darker than this (0.299 R + 0.587 G + 0.114 B, 0-255) is drawn black,
 # so that grey and coloured text is not lost to the threshold.
 TEXT_DARKEN_BELOW_LUMA = 192
 # Image objects covering this share of a page make it a scan.
 SCAN_AREA_SHARE = 0.4
+# Glyph stems are widened on pages with text smaller than this, in points as
+# it lands on the fax page. Larger glyphs have stems two or more pixels wide
+# even when aliased, and OCR read-back of 10 pt text is the same either way.
+WIDEN_STEMS_BELOW_PT = 9.0
 CORRUPT_MESSAGE = "the PDF file is damaged and could not be repaired"
 
 
@@ -114,17 +119,30 @@ def render_pdf_pages(
     return rendered
 
 
-def prepare_page(page: pdfium.PdfPage) -> Content:
+class PageContent(NamedTuple):
+    """Summary of a PDF page's objects that decides how it is rendered."""
+
+    kind: Content
+    # Font size of the smallest text on the page in points, with the
+    # transforms of its text object and forms applied. None without text.
+    smallest_text_pt: float | None
+
+
+def prepare_page(page: pdfium.PdfPage) -> PageContent:
     """Darken grey and coloured text to black and classify the page's content.
 
     The change is made to the loaded page objects only, not to the file.
     """
     counts = {"text": 0, "other": 0}
     image_area = 0.0
-    for kind, obj in _page_objects(page.raw):
+    smallest_text_pt: float | None = None
+    for kind, obj, form_scale in _page_objects(page.raw):
         if kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
             counts["text"] += 1
             _darken_text(obj)
+            size_pt = _text_size(obj) * form_scale
+            if size_pt > 0 and (smallest_text_pt is None or size_pt < smallest_text_pt):
+                smallest_text_pt = size_pt
         elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
             counts["other"] += 1
             image_area += _object_area(obj)
@@ -133,10 +151,10 @@ def prepare_page(page: pdfium.PdfPage) -> Content:
 
     width, height = page.get_size()
     if image_area >= SCAN_AREA_SHARE * width * height:
-        return "scan"
+        return PageContent("scan", smallest_text_pt)
     if counts["other"] or _has_annotations(page):
-        return "drawing"
-    return "text"
+        return PageContent("drawing", smallest_text_pt)
+    return PageContent("text", smallest_text_pt)
 
 
 def _render_piece(
@@ -144,7 +162,22 @@ def _render_piece(
     plan: PagePlan,
     piece: tuple[int, int],
     ydpi: int,
-    content: Content,
+    content: PageContent,
+) -> Image.Image:
+    grey = _render_grey(page, plan, piece, RENDER_FLAGS)
+    smooth_text = None
+    # Scanned pages get no second render: their text, if any, is an
+    # invisible OCR layer.
+    if content.kind != "scan" and content.smallest_text_pt is not None:
+        width_pt, height_pt = page.get_size()
+        page_scale = plan.width_px / ((height_pt if plan.rotate else width_pt) / 72 * FAX_XDPI)
+        if content.smallest_text_pt * page_scale < WIDEN_STEMS_BELOW_PT:
+            smooth_text = _render_grey(page, plan, piece, SMOOTH_RENDER_FLAGS)
+    return to_ink(grey, ydpi, content.kind, smooth_text)
+
+
+def _render_grey(
+    page: pdfium.PdfPage, plan: PagePlan, piece: tuple[int, int], flags: int
 ) -> Image.Image:
     start_row, stop_row = piece
     rows = stop_row - start_row
@@ -159,20 +192,23 @@ def _render_piece(
             plan.width_px,
             plan.height_px,
             3 if plan.rotate else 0,  # 3: 90 degrees counter-clockwise
-            RENDER_FLAGS,
+            flags,
         )
         pdfium_c.FPDF_RenderPageBitmap(bitmap.raw, page.raw, *position)
         if page.formenv:
             pdfium_c.FPDF_FFLDraw(page.formenv, bitmap.raw, page.raw, *position)
-        grey = Image.frombuffer(
+        # copy() detaches the image from the bitmap's buffer, which close() frees.
+        return Image.frombuffer(
             "L", (FAX_WIDTH_PX, rows), bitmap.buffer, "raw", "L", bitmap.stride, 1
-        )
-        return to_ink(grey, ydpi, content)
+        ).copy()
     finally:
         bitmap.close()
 
 
-def _page_objects(container: object, level: int = 0) -> Iterator[tuple[int, ctypes.c_void_p]]:
+def _page_objects(
+    container: object, level: int = 0, scale: float = 1.0
+) -> Iterator[tuple[int, ctypes.c_void_p, float]]:
+    """Yield the type, handle and scale of the enclosing forms of each object, forms included."""
     if level == 0:
         count = pdfium_c.FPDFPage_CountObjects(container)
         get = pdfium_c.FPDFPage_GetObject
@@ -184,9 +220,25 @@ def _page_objects(container: object, level: int = 0) -> Iterator[tuple[int, ctyp
         if not obj:
             continue
         kind = pdfium_c.FPDFPageObj_GetType(obj)
-        yield kind, obj
+        yield kind, obj, scale
         if kind == pdfium_c.FPDF_PAGEOBJ_FORM and level < 8:
-            yield from _page_objects(obj, level + 1)
+            yield from _page_objects(obj, level + 1, scale * _matrix_scale(obj))
+
+
+def _matrix_scale(obj: ctypes.c_void_p) -> float:
+    """Return the factor by which an object's matrix scales areas, as a length ratio."""
+    matrix = pdfium_c.FS_MATRIX()
+    if not pdfium_c.FPDFPageObj_GetMatrix(obj, matrix):
+        return 1.0
+    return math.sqrt(abs(matrix.a * matrix.d - matrix.b * matrix.c))
+
+
+def _text_size(obj: ctypes.c_void_p) -> float:
+    """Return a text object's font size in points with its own matrix applied."""
+    size = ctypes.c_float()
+    if not pdfium_c.FPDFTextObj_GetFontSize(obj, size):
+        return 0.0
+    return size.value * _matrix_scale(obj)
 
 
 def _darken_text(obj: ctypes.c_void_p) -> None:
