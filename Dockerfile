@@ -15,9 +15,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# libspandsp2 is the T.30 fax modem that faxgate drives through ctypes.
+# libspandsp2 is the T.30 fax modem that faxgate drives through ctypes;
+# libtiff6 codes the G4 fax pages.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libspandsp2 \
+    && apt-get install -y --no-install-recommends libspandsp2 libtiff6 \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system faxgate \

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := libspandsp2 fonts-dejavu-core
+SYSTEM_PACKAGES := libspandsp2 libtiff6 fonts-dejavu-core
 # Test-only tools: OCR and Ghostscript for the benchmarks, swaks for one SMTP
 # test, systemd for `systemd-analyze verify` on the unit file, openssl for the
 # notifier tests' self-signed smarthost certificate.

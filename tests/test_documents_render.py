@@ -573,3 +573,4 @@ async def test_split_pages_keep_order(renderer: DocumentRenderer, tmp_path: Path
     document = await renderer.render([DocumentInput(data=data)], tmp_path)
     expected = [round(round(height / 72 * 196) / 196 * 25.4, 1) for height in heights_pt]
     assert [size[1] for size in document.page_sizes_mm] == expected
+

@@ -46,7 +46,7 @@ def test_dockerfile_debian_base(dockerfile: DockerfileParser) -> None:
 def test_dockerfile_installs_spandsp(dockerfile: DockerfileParser) -> None:
     runs = " ".join(instructions(dockerfile, "RUN"))
 
-    assert "apt-get install -y --no-install-recommends libspandsp2" in runs
+    assert "apt-get install -y --no-install-recommends libspandsp2 libtiff6" in runs
     assert "rm -rf /var/lib/apt/lists/*" in runs
     assert "pip install ." in runs
 

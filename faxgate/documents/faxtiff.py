@@ -1,23 +1,31 @@
 """G4 page encoding, fax TIFF writing and reading.
 
-Pillow (through libtiff) does the T.6 coding of each page into one strip. The
-multi-page TIFF around those strips is written here, so that pages from
-several worker processes can be joined without decoding them again. The files
-follow TIFF Class F as RFC 2306 profiles it: one IFD per page, WhiteIsZero,
-MSB-first fill order, 204 dpi across, 98 or 196 dpi down.
+libtiff (the Debian package libtiff6, through ctypes) does the T.6 coding of
+each page into one strip. The multi-page TIFF around those strips is written
+here, so that pages from several worker processes can be joined without
+decoding them again. The files follow TIFF Class F as RFC 2306 profiles it:
+one IFD per page, WhiteIsZero, MSB-first fill order, 204 dpi across, 98 or
+196 dpi down.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
+import os
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from functools import cache
+from typing import BinaryIO, Final
 
+import numpy as np
 from PIL import Image
 
 from .model import FaxPage
+
+LIBTIFF_NAME: Final = "libtiff.so.6"
+LIBTIFF_PACKAGE: Final = "libtiff6"
 
 _SHORT, _LONG, _RATIONAL = 3, 4, 5
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 16: 8}
@@ -25,19 +33,84 @@ _COMPRESSION_T6 = 4
 
 
 def encode_g4(ink: Image.Image, xdpi: int, ydpi: int) -> FaxPage:
-    """Encode a mode "1" image whose set pixels are black into a single-strip G4 page."""
-    buffer = io.BytesIO()
-    row_bytes = (ink.width + 7) // 8
-    # Pillow writes "1" images as BlackIsZero, so with black pixels set to 255
-    # the coded runs come out in fax sense (set bits are black).
-    ink.save(buffer, "TIFF", compression="group4", strip_size=row_bytes * ink.height + 1)
-    data = buffer.getvalue()
+    """Encode a mode "1" image whose set pixels are black into a single-strip G4 page.
+
+    The pixels are packed to bits with numpy and handed to libtiff directly:
+    Pillow's own TIFF writer packs mode "1" images one pixel at a time, which
+    took a third of the encoding time of a fine page.
+    """
+    packed = np.packbits(np.asarray(ink), axis=1)
+    data = _libtiff_g4_file(packed.tobytes(), ink.width, ink.height)
     ifd = next(_read_ifds(data))
     if len(ifd.strip_offsets) != 1:
-        raise RuntimeError(f"expected one G4 strip from Pillow, got {len(ifd.strip_offsets)}")
+        raise RuntimeError(f"expected one G4 strip from libtiff, got {len(ifd.strip_offsets)}")
     start = ifd.strip_offsets[0]
     g4 = data[start : start + ifd.strip_byte_counts[0]]
     return FaxPage(width=ink.width, height=ink.height, xdpi=xdpi, ydpi=ydpi, g4=g4)
+
+
+def _libtiff_g4_file(packed: bytes, width: int, height: int) -> bytes:
+    """Return a one-page TIFF file, written by libtiff, with `packed` rows coded as one G4 strip.
+
+    Set bits are black: libtiff's T.6 coder (checked with 4.5.0 and 4.7.2) takes 0 bits as white
+    whatever the Photometric tag is, and WhiteIsZero records that.
+    """
+    library = _libtiff()
+    memory_file = os.memfd_create("faxgate-g4", os.MFD_CLOEXEC)
+    try:
+        # TIFFClose closes the descriptor it was given, so it gets a duplicate.
+        duplicate = os.dup(memory_file)
+        tiff = library.TIFFFdOpen(duplicate, b"page.tiff", b"w")
+        if not tiff:
+            os.close(duplicate)
+            raise RuntimeError("libtiff could not open a TIFF for writing in memory")
+        try:
+            for tag, value in (
+                (256, width),  # ImageWidth
+                (257, height),  # ImageLength
+                (258, 1),  # BitsPerSample
+                (277, 1),  # SamplesPerPixel
+                (259, _COMPRESSION_T6),
+                (262, 0),  # PhotometricInterpretation: WhiteIsZero
+                (266, 1),  # FillOrder: most significant bit first
+                (278, height),  # RowsPerStrip: the whole page in one strip
+            ):
+                # Variadic arguments: libtiff reads them as int or uint32.
+                if not library.TIFFSetField(
+                    ctypes.c_void_p(tiff), ctypes.c_uint32(tag), ctypes.c_int(value)
+                ):
+                    raise RuntimeError(f"libtiff rejected TIFF tag {tag} = {value}")
+            if library.TIFFWriteEncodedStrip(tiff, 0, packed, len(packed)) < 0:
+                raise RuntimeError(f"libtiff failed to encode a {width} x {height} G4 page")
+        finally:
+            library.TIFFClose(tiff)
+        return os.pread(memory_file, os.fstat(memory_file).st_size, 0)
+    finally:
+        os.close(memory_file)
+
+
+@cache
+def _libtiff() -> ctypes.CDLL:
+    try:
+        library = ctypes.CDLL(LIBTIFF_NAME)
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot load {LIBTIFF_NAME} ({exc}); install the Debian package "
+            f"{LIBTIFF_PACKAGE}: apt-get install {LIBTIFF_PACKAGE}"
+        ) from None
+    library.TIFFFdOpen.restype = ctypes.c_void_p
+    library.TIFFFdOpen.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p]
+    library.TIFFSetField.restype = ctypes.c_int
+    library.TIFFWriteEncodedStrip.restype = ctypes.c_ssize_t
+    library.TIFFWriteEncodedStrip.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_char_p,
+        ctypes.c_ssize_t,
+    ]
+    library.TIFFClose.restype = None
+    library.TIFFClose.argtypes = [ctypes.c_void_p]
+    return library
 
 
 def decode_page(page: FaxPage) -> Image.Image:
