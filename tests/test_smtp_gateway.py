@@ -10,6 +10,7 @@ import asyncio
 import io
 import os
 import shutil
+import smtplib
 import ssl
 import subprocess
 import sys
@@ -317,6 +318,71 @@ async def test_null_sender_refused(service: Service, faxbox: dict[str, Any]) -> 
     assert system[0]["smtp_code"] == 550
 
 
+# MAIL lines that name no mailbox, and the smtplog "from" each is logged with.
+# `swaks --from '""'` sends the quoted empty form MAIL FROM:<"">.
+NULL_SENDER_LINES = [
+    ("MAIL FROM:<>", ""),
+    ("MAIL FROM: <>", ""),
+    ("mail from:<>", ""),
+    ("MAIL FROM:<> SIZE=123", ""),
+    ("MAIL FROM:<> BODY=8BITMIME", ""),
+    ("MAIL FROM:< >", ""),
+    ('MAIL FROM:<"">', '""'),
+    ('MAIL FROM:<"" > SIZE=123', '""'),
+    ('MAIL FROM:<""@example.com>', '""@example.com'),
+    ('MAIL FROM:""@example.com', "@example.com"),
+    ('MAIL FROM:<"\\ "@example.com>', '" "@example.com'),
+]
+
+
+@pytest.fixture
+async def open_faxbox(api: ApiClient) -> dict[str, Any]:
+    return await create_faxbox(api, smtp_allow_all_senders=True)
+
+
+def _mail_and_rcpt(port: int, mail_line: str, recipient: str) -> tuple[int, bytes, int]:
+    """Send the exact MAIL line, then RCPT, and return the MAIL reply and the RCPT code."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo("client.example.com")
+        mail_code, mail_reply = client.docmd(mail_line)
+        rcpt_code, _ = client.docmd(f"RCPT TO:<{recipient}>")
+    return mail_code, mail_reply, rcpt_code
+
+
+@pytest.mark.parametrize(("line", "logged_from"), NULL_SENDER_LINES)
+async def test_null_sender_forms_refused(
+    service: Service, api: ApiClient, open_faxbox: dict[str, Any], line: str, logged_from: str
+) -> None:
+    recipient = address("2125550123", open_faxbox)
+
+    mail_code, mail_reply, rcpt_code = await asyncio.to_thread(
+        _mail_and_rcpt, service.smtp_port or 0, line, recipient
+    )
+
+    assert mail_code == 550, mail_reply
+    assert mail_reply.startswith(b"5.7.1 The null sender <>")
+    assert rcpt_code == 503  # no transaction was opened
+    (entry,) = await service.store.list_smtplog_entries(None, limit=10)
+    assert entry["from"] == logged_from
+    assert entry["smtp_code"] == 550
+    assert entry["faxbox_id"] is None
+    assert await smtplog_rows(api) == []
+    assert await service.store.count_faxes_by_status() == {}
+
+
+async def test_quoted_sender_still_accepted(
+    service: Service, api: ApiClient, open_faxbox: dict[str, Any]
+) -> None:
+    recipient = address("2125550123", open_faxbox)
+
+    mail_code, mail_reply, rcpt_code = await asyncio.to_thread(
+        _mail_and_rcpt, service.smtp_port or 0, 'MAIL FROM:<"front desk"@example.com>', recipient
+    )
+
+    assert mail_code == 250, mail_reply
+    assert rcpt_code == 250
+
+
 async def test_header_from_mismatch_refused(
     service: Service, api: ApiClient, faxbox: dict[str, Any]
 ) -> None:
@@ -613,6 +679,47 @@ async def test_swaks_message_queues_job(
     assert entry["helo"] == "swaks.example.com"
     assert [doc["filename"] for doc in entry["documents"]] == ["letter.pdf"]
     assert entry["documents"][0]["pages"] == 2
+
+
+async def test_swaks_quoted_empty_sender_refused(
+    service: Service, api: ApiClient, open_faxbox: dict[str, Any], tmp_path: Path
+) -> None:
+    from smtp_corpus import make_pdf
+
+    swaks = ensure_swaks()
+    document = tmp_path / "letter.pdf"
+    document.write_bytes(make_pdf(1))
+
+    completed = await asyncio.to_thread(
+        subprocess.run,
+        [
+            swaks,
+            "--server",
+            f"127.0.0.1:{service.smtp_port}",
+            "--from",
+            '""',
+            "--h-From",
+            SENDER,
+            "--to",
+            address("2125550123", open_faxbox),
+            "--helo",
+            "swaks.example.com",
+            "--attach-type",
+            "application/pdf",
+            "--attach",
+            f"@{document}",
+        ],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+    transcript = completed.stdout.decode() + completed.stderr.decode()
+    assert ' -> MAIL FROM:<"">' in transcript
+    assert "<** 550 5.7.1" in transcript
+    assert completed.returncode == 23, transcript  # swaks: error in MAIL transaction
+    assert await smtplog_rows(api) == []
+    assert await service.store.count_faxes_by_status() == {}
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:

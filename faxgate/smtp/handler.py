@@ -35,6 +35,7 @@ from faxgate.smtp.review import (
 from faxgate.smtp.routing import (
     InvalidRecipientError,
     Route,
+    is_null_sender,
     recipient_number,
     sender_permitted,
     split_recipient,
@@ -93,14 +94,20 @@ class GatewayHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         mail_options: list[str],
     ) -> str:
+        # The check runs on the address aiosmtpd parsed, so that every
+        # spelling of the null or an empty sender meets the same policy.
+        if is_null_sender(address):
+            return await self._reject_null_sender(session, address)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.SENDER_OK
 
-    async def refuse_null_sender(self, session: Session) -> None:
-        entry = self._entry(session, "", "", account_id=None, faxbox_id=None)
+    async def _reject_null_sender(self, session: Session, address: str) -> str:
+        sender = "" if address == "<>" else address
+        entry = self._entry(session, sender, "", account_id=None, faxbox_id=None)
         await self._log_refusals([(entry, "")], replies.NULL_SENDER)
-        log.info("smtp.sender_refused", peer=_peer_ip(session), reason="null_sender")
+        log.info("smtp.sender_refused", peer=_peer_ip(session), sender=sender, reason="null_sender")
+        return replies.NULL_SENDER
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str,

@@ -26,7 +26,9 @@ BARE_LF_REJECT = "reject"
 
 # Commands that may continue a mail transaction while the service drains.
 _TRANSACTION_COMMANDS = frozenset({"RCPT", "DATA", "NOOP"})
-_NULL_SENDER = re.compile(r"^\s*FROM:\s*<\s*>", re.IGNORECASE)
+# RFC 5321 allows no space inside "<>" and aiosmtpd replies 553 to "< >".
+# The gateway reads "< >" (spaces or tabs inside) as the null reverse-path.
+_BLANK_REVERSE_PATH = re.compile(r"^(\s*FROM:\s*<)\s+>", re.IGNORECASE)
 _SIZE_PARAMETER = re.compile(r"\bSIZE=(\d+)", re.IGNORECASE)
 
 
@@ -200,10 +202,9 @@ class GatewaySMTP(SMTP):
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         if arg is not None and self.session is not None and self.session.host_name:
-            if _NULL_SENDER.match(arg):
-                await self.event_handler.refuse_null_sender(self.session)
-                await self.push(replies.NULL_SENDER)
-                return
+            # The handler's MAIL hook rejects the null sender. Rewriting
+            # "< >" to "<>" lets that one check see it.
+            arg = _BLANK_REVERSE_PATH.sub(r"\1>", arg, count=1)
             size = _SIZE_PARAMETER.search(arg)
             if size and int(size.group(1)) > self.limits.max_size:
                 await self.push(replies.reply(replies.MESSAGE_TOO_BIG, limit=self.limits.max_size))

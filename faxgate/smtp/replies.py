@@ -17,8 +17,8 @@ RECIPIENT_OK = "250 2.1.5 Recipient OK, fax to {number}"
 ACCEPTED = "250 2.0.0 Message accepted for faxing, queued as {queue_id}"
 
 NULL_SENDER = (
-    "550 5.7.1 The null sender <> is not accepted: faxes need a sender address"
-    " that can receive the fax report"
+    "550 5.7.1 The null sender <> or an empty sender address is not accepted: faxes need"
+    " a sender address that can receive the fax report"
 )
 UNKNOWN_DOMAIN = "550 5.1.2 No faxbox receives mail for {domain}"
 INVALID_NUMBER = "550 5.1.1 {reason}"

@@ -75,6 +75,25 @@ def recipient_number(local_part: str, faxbox: dict[str, Any], default_region: st
     return normalize_number(local_part, faxbox_region(faxbox, default_region))
 
 
+def is_null_sender(address: str) -> bool:
+    """Return whether a MAIL FROM address, as aiosmtpd parsed it, names no mailbox.
+
+    aiosmtpd 1.4 passes the null reverse-path `<>` on as the string "<>".
+    A quoted local part that is empty or blank names no mailbox either,
+    with or without a domain: `<"">` arrives as '""', `<""@example.com>`
+    as '""@example.com' and the unbracketed `""@example.com` as
+    '@example.com'. No fax report can reach any of them.
+    """
+    if address == "<>":
+        return True
+    local, at, _domain = address.rpartition("@")
+    if not at:
+        local = address
+    if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
+        local = _QUOTED_PAIR.sub(r"\1", local[1:-1])
+    return not local.strip()
+
+
 def sender_permitted(faxbox: dict[str, Any], sender: str) -> bool:
     """Return whether the faxbox's permission list admits `sender`.
 
