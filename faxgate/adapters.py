@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from faxgate.config import Config
+from faxgate.config import Config, text_paper_size
 from faxgate.documents import (
     DEFAULT_HEADER_TEMPLATE,
     DETECTED_CONTENT_TYPES,
@@ -98,7 +98,9 @@ class RendererPipeline:
             min_page_length_mm=documents.min_page_length_mm,
             max_image_pixels=documents.max_image_pixels,
         )
-        self.renderer = DocumentRenderer(self.limits, documents.workers)
+        self.renderer = DocumentRenderer(
+            self.limits, documents.workers, text_paper=text_paper_size(config)
+        )
         self.header_template = config.fax.header_template or DEFAULT_HEADER_TEMPLATE
 
     def check(self, data: bytes, filename: str | None, declared_type: str | None) -> str:

@@ -27,6 +27,15 @@ from faxgate.errors import ConfigError
 
 ENV_PREFIX = "FAXGATE_"
 
+PAPER_SIZE_CHOICES = ("auto", "letter", "a4")
+# Regions whose business letters are on US Letter paper, so documents.paper_size
+# "auto" lays out text on Letter there and on A4 elsewhere. The list is the
+# US-Letter paperSize territories that Unicode Technical Standard #35 (LDML)
+# part 6, section "Measurement System Data", shows for CLDR's supplemental data.
+LETTER_REGIONS = frozenset(
+    {"BZ", "CA", "CL", "CO", "CR", "GT", "MX", "NI", "PA", "PH", "PR", "SV", "US", "VE"}
+)
+
 
 @dataclass
 class HttpConfig:
@@ -140,6 +149,9 @@ class DocumentsConfig:
     min_page_length_mm: float = 25.4
     max_image_pixels: int = 100_000_000
     workers: int = 2
+    # Paper that plain text and HTML are laid out on: "letter", "a4", or
+    # "auto" (Letter when fax.default_region is in LETTER_REGIONS, else A4).
+    paper_size: str = "auto"
 
 
 @dataclass
@@ -403,6 +415,12 @@ def _validate_choices(config: Config) -> None:
     )
     config.fax.default_region = config.fax.default_region.upper()
     _require(
+        config.documents.paper_size.lower() in PAPER_SIZE_CHOICES,
+        "documents.paper_size",
+        f"must be 'auto', 'letter' or 'a4', got {config.documents.paper_size!r}",
+    )
+    config.documents.paper_size = config.documents.paper_size.lower()
+    _require(
         config.notify.security in ("none", "starttls", "tls"),
         "notify.security",
         f"must be 'none', 'starttls' or 'tls', got {config.notify.security!r}",
@@ -487,6 +505,13 @@ def _validate_notify(notify: NotifyConfig) -> None:
         "notify.sender",
         f"must be a mail address such as faxgate@example.com, got {notify.sender!r}",
     )
+
+
+def text_paper_size(config: Config) -> str:
+    """Return the paper ("letter" or "a4") that documents.paper_size selects for text."""
+    if config.documents.paper_size != "auto":
+        return config.documents.paper_size
+    return "letter" if config.fax.default_region.upper() in LETTER_REGIONS else "a4"
 
 
 def check_timezone(name: str) -> bool:

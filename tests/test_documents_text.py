@@ -9,8 +9,10 @@ import pytest
 
 from faxgate.documents.htmltext import html_to_text
 from faxgate.documents.textsource import (
+    A4,
     COLUMNS,
-    LINES_PER_PAGE,
+    LETTER,
+    PaperSize,
     decode_text,
     layout_text_pdf,
     text_to_lines,
@@ -36,7 +38,7 @@ def test_decode_text_charsets(data: bytes, content_type: str | None, expected: s
 
 def test_text_lines_wrap_and_tabs() -> None:
     long_line = "word " * 30
-    (page,) = text_to_lines(f"a\tb\n{long_line}\n\x07bell")
+    (page,) = text_to_lines(f"a\tb\n{long_line}\n\x07bell", A4.lines_per_page)
     assert page[0] == "a       b"
     assert all(len(line) <= COLUMNS for line in page)
     assert page[-1] == "bell"
@@ -44,9 +46,37 @@ def test_text_lines_wrap_and_tabs() -> None:
 
 
 def test_text_lines_form_feed_pages() -> None:
-    pages = text_to_lines("\n".join(["x"] * (LINES_PER_PAGE + 1)) + "\fnext")
-    assert [len(page) for page in pages] == [LINES_PER_PAGE, 1, 1]
+    lines_per_page = A4.lines_per_page
+    pages = text_to_lines("\n".join(["x"] * (lines_per_page + 1)) + "\fnext", lines_per_page)
+    assert [len(page) for page in pages] == [lines_per_page, 1, 1]
     assert pages[2] == ["next"]
+
+
+def test_lines_per_page_by_paper() -> None:
+    # The text area is the page height less 48 pt at the top and 36 pt at the
+    # bottom, filled with 12 pt lines.
+    assert A4.lines_per_page == 63  # 757.89 pt of text area
+    assert LETTER.lines_per_page == 59  # 708 pt of text area
+
+
+@pytest.mark.parametrize("paper", [A4, LETTER], ids=lambda paper: paper.name)
+def test_text_pdf_page_geometry(tmp_path: Path, paper: PaperSize) -> None:
+    target = tmp_path / "text.pdf"
+    lines = [f"line {number}" for number in range(paper.lines_per_page + 1)]
+
+    pages = layout_text_pdf(
+        "\n".join(lines).encode(), "text/plain", False, target, max_pages=5, paper=paper
+    )
+
+    assert pages == 2
+    reader = pypdf.PdfReader(target)
+    for page in reader.pages:
+        assert float(page.mediabox.width) == pytest.approx(paper.width_pt)
+        assert float(page.mediabox.height) == pytest.approx(paper.height_pt)
+    first_page_text = reader.pages[0].extract_text()
+    assert lines[-2] in first_page_text
+    assert lines[-1] not in first_page_text
+    assert reader.pages[1].extract_text().strip() == lines[-1]
 
 
 def test_html_to_text_structure() -> None:
@@ -77,7 +107,7 @@ def test_text_after_nul_kept(tmp_path: Path) -> None:
     target = tmp_path / "text.pdf"
 
     pages = layout_text_pdf(
-        b"before\x00after the damage\n", "text/plain", False, target, max_pages=5
+        b"before\x00after the damage\n", "text/plain", False, target, max_pages=5, paper=A4
     )
 
     assert pages == 1

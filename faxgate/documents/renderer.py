@@ -39,6 +39,7 @@ from .model import (
     SourceInfo,
 )
 from .pdfout import write_pdf
+from .textsource import PAPER_SIZES
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class DocumentRenderer:
     the number of CPUs. `office_command` is LibreOffice's soffice. By default
     it is looked up on PATH; an empty string turns office conversion off.
     Office documents are rejected when no command is available.
+    `text_paper` ("a4" or "letter") is the page size that text and HTML are
+    laid out on. PDFs, images and office documents keep their own page sizes.
     """
 
     def __init__(
@@ -64,7 +67,11 @@ class DocumentRenderer:
         workers: int | None = None,
         *,
         office_command: str | None = None,
+        text_paper: str = "a4",
     ) -> None:
+        if text_paper not in PAPER_SIZES:
+            raise ValueError(f"text_paper must be one of {sorted(PAPER_SIZES)}, not {text_paper!r}")
+        self._text_paper = PAPER_SIZES[text_paper]
         self._limits = limits
         if office_command is None:
             office_command = find_office_command()
@@ -160,6 +167,7 @@ class DocumentRenderer:
                     ydpi=ydpi,
                     limits=self._limits,
                     office_command=self._office_command,
+                    text_paper=self._text_paper,
                 )
                 loop = asyncio.get_running_loop()
                 started = loop.time()

@@ -11,6 +11,7 @@ import ctypes
 import re
 import textwrap
 import unicodedata
+from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
@@ -21,15 +22,32 @@ from faxgate.errors import DocumentError
 
 from .htmltext import html_to_text
 
-PAGE_WIDTH_PT = 595.28  # A4, which fits the fax width at 100 %
-PAGE_HEIGHT_PT = 841.89
 FONT_SIZE_PT = 10.0
 LINE_HEIGHT_PT = 12.0
 COLUMNS = 80
 MARGIN_TOP_PT = 48.0  # leaves room above the text for the header line stamped at send time
 MARGIN_BOTTOM_PT = 36.0
-LINES_PER_PAGE = int((PAGE_HEIGHT_PT - MARGIN_TOP_PT - MARGIN_BOTTOM_PT) // LINE_HEIGHT_PT)
 TAB_SIZE = 8
+
+
+@dataclass(frozen=True)
+class PaperSize:
+    """A portrait page size for laid-out text, in PDF points (1/72 in)."""
+
+    name: str
+    width_pt: float
+    height_pt: float
+
+    @property
+    def lines_per_page(self) -> int:
+        return int((self.height_pt - MARGIN_TOP_PT - MARGIN_BOTTOM_PT) // LINE_HEIGHT_PT)
+
+
+# A4 (210 x 297 mm) fits the 215 mm fax width at 100 %. Letter (8.5 x 11 in)
+# is 216 mm wide, so the renderer scales it to 99.7 % (1728 of 1734 pixels).
+A4 = PaperSize("a4", 595.28, 841.89)
+LETTER = PaperSize("letter", 612.0, 792.0)
+PAPER_SIZES: dict[str, PaperSize] = {paper.name: paper for paper in (A4, LETTER)}
 
 # Monospace TrueType fonts tried in order. Without any of them pdfium's
 # built-in Courier is used, which covers only the windows-1252 repertoire.
@@ -71,8 +89,8 @@ def decode_text(data: bytes, content_type: str | None) -> str:
         return data.decode("windows-1252", errors="replace")
 
 
-def text_to_lines(text: str) -> list[list[str]]:
-    """Split text into pages of lines at most COLUMNS wide.
+def text_to_lines(text: str, lines_per_page: int) -> list[list[str]]:
+    """Split text into pages of at most `lines_per_page` lines, each at most COLUMNS wide.
 
     Tabs expand to every eighth column, a form feed starts a new page, long
     lines wrap at a space where one is near, and other control characters are
@@ -86,24 +104,30 @@ def text_to_lines(text: str) -> list[list[str]]:
             lines.extend(_wrap(line))
         while lines and not lines[-1]:
             lines.pop()
-        for start in range(0, max(1, len(lines)), LINES_PER_PAGE):
-            pages.append(lines[start : start + LINES_PER_PAGE])
+        for start in range(0, max(1, len(lines)), lines_per_page):
+            pages.append(lines[start : start + lines_per_page])
     while len(pages) > 1 and not any(pages[-1]):
         pages.pop()
     return pages
 
 
 def layout_text_pdf(
-    data: bytes, content_type: str | None, html: bool, target: Path, max_pages: int
+    data: bytes,
+    content_type: str | None,
+    html: bool,
+    target: Path,
+    max_pages: int,
+    *,
+    paper: PaperSize,
 ) -> int:
-    """Lay out text or HTML as an A4 PDF at `target` and return its page count.
+    """Lay out text or HTML as a PDF of `paper` pages at `target` and return its page count.
 
     Raises DocumentError when the text is empty or needs more than `max_pages` pages.
     """
     text = decode_text(data, content_type)
     if html:
         text = html_to_text(text)
-    pages = text_to_lines(text)
+    pages = text_to_lines(text, paper.lines_per_page)
     if not any(any(line.strip() for line in page) for page in pages):
         raise DocumentError("the text document is empty", code="empty")
     if len(pages) > max_pages:
@@ -116,7 +140,7 @@ def layout_text_pdf(
     try:
         font, covers_unicode = _load_font(document)
         for lines in pages:
-            _add_page(document, font, lines, covers_unicode)
+            _add_page(document, paper, font, lines, covers_unicode)
         document.save(str(target))
     finally:
         document.close()
@@ -124,11 +148,15 @@ def layout_text_pdf(
 
 
 def _add_page(
-    document: pdfium.PdfDocument, font: object, lines: list[str], covers_unicode: bool
+    document: pdfium.PdfDocument,
+    paper: PaperSize,
+    font: object,
+    lines: list[str],
+    covers_unicode: bool,
 ) -> None:
-    page = document.new_page(PAGE_WIDTH_PT, PAGE_HEIGHT_PT)
-    left = (PAGE_WIDTH_PT - COLUMNS * FONT_SIZE_PT * 0.6) / 2
-    baseline = PAGE_HEIGHT_PT - MARGIN_TOP_PT - FONT_SIZE_PT
+    page = document.new_page(paper.width_pt, paper.height_pt)
+    left = (paper.width_pt - COLUMNS * FONT_SIZE_PT * 0.6) / 2
+    baseline = paper.height_pt - MARGIN_TOP_PT - FONT_SIZE_PT
     for line in lines:
         if line.strip():
             text = line if covers_unicode else _to_windows_1252(line)

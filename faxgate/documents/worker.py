@@ -31,7 +31,7 @@ from .header import stamp_page
 from .model import FaxPage, HeaderInfo, RenderLimits
 from .office import convert_to_pdf
 from .pdfout import write_pdf
-from .textsource import layout_text_pdf
+from .textsource import PaperSize, layout_text_pdf
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ class Failure:
 
 @dataclass(frozen=True)
 class SourceRequest:
-    """One input to detect, convert to a renderable file if needed, and plan."""
+    """One input to detect, convert to a renderable file if needed, and plan.
+
+    `text_paper` is the page size that text and HTML are laid out on.
+    """
 
     index: int
     path: Path
@@ -67,6 +70,7 @@ class SourceRequest:
     ydpi: int
     limits: RenderLimits
     office_command: str | None
+    text_paper: PaperSize
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ def _prepare_source(request: SourceRequest) -> PreparedSource:
             detected == "html",
             pdf_path,
             request.limits.max_pages,
+            paper=request.text_paper,
         )
     elif detected in OFFICE_TYPES:
         # LibreOffice picks its import filter partly by the file name's extension.
