@@ -7,6 +7,7 @@ import io
 import struct
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -42,10 +43,7 @@ def pdf_with_pages(
         if rotations:
             page.set_rotation(rotations[index])
         page.close()
-    buffer = io.BytesIO()
-    document.save(buffer)
-    document.close()
-    return buffer.getvalue()
+    return _saved(document)
 
 
 def text_lines_pdf(lines: Sequence[str], size_pt: float = 10) -> bytes:
@@ -58,10 +56,7 @@ def text_lines_pdf(lines: Sequence[str], size_pt: float = 10) -> bytes:
         y -= size_pt * 1.25
     page.gen_content()
     page.close()
-    buffer = io.BytesIO()
-    document.save(buffer)
-    document.close()
-    return buffer.getvalue()
+    return _saved(document)
 
 
 def encrypted_pdf(user_password: str, owner_password: str = "owner") -> bytes:
@@ -167,6 +162,21 @@ def rules_and_text_pdf(widths_pt: Sequence[float], text_size_pt: float | None) -
             _add_text(document, page, "minimum lettering " * 6, 72, 400 - line * 12, text_size_pt)
     page.gen_content()
     page.close()
+    return _saved(document)
+
+
+def tiff_pages(path: Path) -> list[Image.Image]:
+    """Return every page of a TIFF file as a greyscale image."""
+    pages = []
+    with Image.open(path) as image:
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            pages.append(image.convert("L"))
+    return pages
+
+
+def _saved(document: pdfium.PdfDocument) -> bytes:
+    """Return the document's PDF bytes and close it."""
     buffer = io.BytesIO()
     document.save(buffer)
     document.close()

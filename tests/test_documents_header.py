@@ -22,7 +22,7 @@ from faxgate.documents import (
     validate_header_template,
 )
 from faxgate.errors import ConfigError
-from tests.document_samples import A4, page_image, pdf_with_pages, tiff_bytes
+from tests.document_samples import A4, page_image, pdf_with_pages, tiff_bytes, tiff_pages
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
@@ -40,15 +40,6 @@ async def renderer() -> AsyncIterator[DocumentRenderer]:
     pool = DocumentRenderer(RenderLimits(timeout_s=60), workers=1)
     yield pool
     await pool.close()
-
-
-def _pages(path: Path) -> list[Image.Image]:
-    pages = []
-    with Image.open(path) as image:
-        for index in range(getattr(image, "n_frames", 1)):
-            image.seek(index)
-            pages.append(image.convert("L"))
-    return pages
 
 
 def test_format_header_local_time() -> None:
@@ -86,7 +77,7 @@ async def test_stamp_header_on_blank_margin(
     )
 
     assert result == stamped_path
-    before, after = _pages(document.tiff_path), _pages(stamped_path)
+    before, after = tiff_pages(document.tiff_path), tiff_pages(stamped_path)
     assert len(after) == 2
     band_rows = 28 if resolution == "fine" else 14
     for original, stamped in zip(before, after, strict=True):
@@ -108,7 +99,7 @@ async def test_stamp_header_page_numbers_differ(renderer: DocumentRenderer, tmp_
     document = await renderer.render([DocumentInput(data=data)], tmp_path)
     stamped_path = tmp_path / "stamped.tiff"
     await renderer.stamp_header(document.tiff_path, stamped_path, HEADER, DEFAULT_HEADER_TEMPLATE)
-    first, second = _pages(stamped_path)
+    first, second = tiff_pages(stamped_path)
     assert ImageChops.difference(first, second).getbbox() is not None
 
 
@@ -121,7 +112,7 @@ async def test_stamp_header_prepends_when_crowded(
     document = await renderer.render([DocumentInput(data=data)], tmp_path)
     stamped_path = tmp_path / "stamped.tiff"
     await renderer.stamp_header(document.tiff_path, stamped_path, HEADER, DEFAULT_HEADER_TEMPLATE)
-    (stamped,) = _pages(stamped_path)
+    (stamped,) = tiff_pages(stamped_path)
     assert stamped.height == 2200 + 28
     moved = stamped.crop((0, 28, 1728, stamped.height))
     assert ImageChops.difference(moved, source.convert("L")).getbbox() is None

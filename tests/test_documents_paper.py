@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from PIL import Image, ImageChops
+from PIL import ImageChops
 
 from faxgate.adapters import RendererPipeline
 from faxgate.config import load_config, text_paper_size
@@ -15,7 +15,7 @@ from faxgate.documents import DocumentInput, DocumentRenderer, RenderLimits
 from faxgate.documents.textsource import A4, LETTER, PAPER_SIZES
 from faxgate.errors import ConfigError
 from tests.document_samples import A4 as A4_PDF_PAGE
-from tests.document_samples import pdf_with_pages
+from tests.document_samples import pdf_with_pages, tiff_pages
 
 # Tests that use the module-scoped renderers run in the module's event loop.
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -39,15 +39,6 @@ async def renderers() -> AsyncIterator[dict[str, DocumentRenderer]]:
     yield pools
     for pool in pools.values():
         await pool.close()
-
-
-def _tiff_pages(path: Path) -> list[Image.Image]:
-    pages = []
-    with Image.open(path) as image:
-        for index in range(getattr(image, "n_frames", 1)):
-            image.seek(index)
-            pages.append(image.convert("L"))
-    return pages
 
 
 def _numbered_lines(count: int) -> bytes:
@@ -91,7 +82,7 @@ async def test_letter_standard_resolution(
     )
 
     # 11 in at 1728/1734 scale and 98 lpi is 1074 rows.
-    (page,) = _tiff_pages(document.tiff_path)
+    (page,) = tiff_pages(document.tiff_path)
     assert page.size == (1728, 1074)
     assert document.page_sizes_mm == [(215.2, 278.4)]
 
@@ -138,7 +129,7 @@ async def test_text_margins_follow_paper(
 
     document = await renderers[paper].render([DocumentInput(data=data)], tmp_path)
 
-    (page,) = _tiff_pages(document.tiff_path)
+    (page,) = tiff_pages(document.tiff_path)
     box = ImageChops.invert(page).getbbox()
     assert box is not None
     left, _, right, bottom = box

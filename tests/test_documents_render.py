@@ -29,6 +29,7 @@ from tests.document_samples import (
     rules_and_text_pdf,
     text_lines_pdf,
     tiff_bytes,
+    tiff_pages,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -44,15 +45,6 @@ async def renderer() -> AsyncIterator[DocumentRenderer]:
     await pool.close()
 
 
-def _tiff_pages(path: Path) -> list[Image.Image]:
-    pages = []
-    with Image.open(path) as image:
-        for index in range(getattr(image, "n_frames", 1)):
-            image.seek(index)
-            pages.append(image.convert("L"))
-    return pages
-
-
 def _black_box(page: Image.Image) -> tuple[int, int, int, int] | None:
     return ImageChops.invert(page).getbbox()
 
@@ -63,7 +55,7 @@ async def _render(
     document = await renderer.render(
         [DocumentInput(data=data, filename=name)], tmp_path, resolution
     )
-    pages = _tiff_pages(document.tiff_path)
+    pages = tiff_pages(document.tiff_path)
     assert document.pages == len(pages)
     return pages, document.page_sizes_mm
 
@@ -72,7 +64,7 @@ async def test_mixed_pdf_geometry(renderer: DocumentRenderer, tmp_path: Path) ->
     letter_landscape = (792.0, 612.0)
     data = pdf_with_pages([A4, letter_landscape, LEGAL, RECEIPT], rotations=[0, 90, 0, 0])
     document = await renderer.render([DocumentInput(data=data, filename="mixed.pdf")], tmp_path)
-    pages = _tiff_pages(document.tiff_path)
+    pages = tiff_pages(document.tiff_path)
 
     assert document.pages == 4
     assert [page.size for page in pages] == [(1728, 2292), (1728, 2149), (1728, 2735), (1728, 4630)]
@@ -200,9 +192,7 @@ async def test_tiff_200dpi_lzw(renderer: DocumentRenderer, tmp_path: Path) -> No
     assert (left, top) == ((1728 - 1687) // 2, 0)
 
 
-async def test_small_landscape_tiff_not_turned(
-    renderer: DocumentRenderer, tmp_path: Path
-) -> None:
+async def test_small_landscape_tiff_not_turned(renderer: DocumentRenderer, tmp_path: Path) -> None:
     label = Image.new("1", (218, 84), 1)
     ImageDraw.Draw(label).rectangle((0, 0, 39, 19), fill=0)  # marks the top-left corner
     data = tiff_bytes([label], (200, 200), "group4")
@@ -351,9 +341,9 @@ async def test_pdf_attachment_matches_tiff(renderer: DocumentRenderer, tmp_path:
         tmp_path,
         "standard",
     )
-    tiff_pages = _tiff_pages(document.tiff_path)
+    pages = tiff_pages(document.tiff_path)
     pdf = pdfium.PdfDocument(document.pdf_path)
-    for index, tiff_page in enumerate(tiff_pages):
+    for index, tiff_page in enumerate(pages):
         width_pt, height_pt = pdf.get_page_size(index)
         assert round(width_pt / 72 * 204) == 1728
         assert round(height_pt / 72 * 98) == tiff_page.height
@@ -573,4 +563,3 @@ async def test_split_pages_keep_order(renderer: DocumentRenderer, tmp_path: Path
     document = await renderer.render([DocumentInput(data=data)], tmp_path)
     expected = [round(round(height / 72 * 196) / 196 * 25.4, 1) for height in heights_pt]
     assert [size[1] for size in document.page_sizes_mm] == expected
-
