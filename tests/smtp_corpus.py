@@ -340,6 +340,20 @@ def password_pdf(sender: str = SENDER, message_id: str | None = None) -> bytes:
     return message.as_bytes()
 
 
+def truncated_pdf(sender: str = SENDER, message_id: str | None = None) -> bytes:
+    """A message whose PDF attachment, scan.pdf, lost its last third in transit."""
+    document = make_pdf(3)
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = f"Alice <{sender}>"
+    message["To"] = "fax@fax.test"
+    message["Subject"] = "cut short"
+    message["Message-ID"] = message_id or "<truncated@example.com>"
+    message.set_content("Scan attached.")
+    message.add_attachment(document[: len(document) * 2 // 3], maintype="application",
+                           subtype="pdf", filename="scan.pdf")
+    return message.as_bytes()
+
+
 def unsupported_only(sender: str = SENDER, message_id: str | None = None) -> bytes:
     message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = f"Alice <{sender}>"

@@ -31,6 +31,7 @@ from smtp_corpus import (
     pdf_message,
     text_labelled_pdf,
     text_only,
+    truncated_pdf,
     unsupported_only,
 )
 from smtp_support import (
@@ -484,8 +485,9 @@ async def test_text_refused_without_permission(
         # This machine has no LibreOffice, so office files are refused at once.
         (unsupported_only, b"5.6.1", b"numbers.xlsx: office documents cannot be faxed"),
         (text_labelled_pdf, b"5.6.1", b"x.pdf: labelled as a PDF file, but its content is plain"),
+        (truncated_pdf, b"5.6.1", b"scan.pdf: the PDF file is truncated"),
     ],
-    ids=["password_protected", "unsupported_only", "text_labelled_pdf"],
+    ids=["password_protected", "unsupported_only", "text_labelled_pdf", "truncated_pdf"],
 )
 async def test_unfaxable_message_refused(
     service: Service,

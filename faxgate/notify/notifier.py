@@ -317,7 +317,11 @@ class Notifier:
         """
         fax_id = _fax_id(fax)
         if not sender_allowed:
-            log.info("notify.notice_suppressed", fax_id=fax_id, reason="sender not allowed")
+            log.info(
+                "notify.notice_suppressed",
+                fax_id=fax_id,
+                reason="sender not on the faxbox's permission list and not logged in",
+            )
             return
         if not sender.strip():
             log.info("notify.notice_suppressed", fax_id=fax_id, reason="null sender")

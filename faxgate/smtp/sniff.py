@@ -22,6 +22,7 @@ from pypdf import PasswordType, PdfReader
 from faxgate.documents import OFFICE_TYPES
 from faxgate.documents import detect_type as documents_detect_type
 from faxgate.documents import quick_check as documents_quick_check
+from faxgate.documents.detect import TRUNCATED_PDF_MESSAGE, is_truncated_pdf
 from faxgate.errors import DocumentError
 
 log = logging.getLogger(__name__)
@@ -138,10 +139,11 @@ def detect_type(head: bytes, filename: str | None, declared: str | None) -> str 
 def inspect_document(data: bytes, filename: str | None, detected_type: str) -> DocumentInfo:
     """Check a document cheaply before the SMTP reply; raise DocumentError if it cannot be faxed.
 
-    Only a PDF that needs a password to open is refused here (code
-    `password_protected`). A PDF that pypdf cannot read is let through,
-    because the renderer may still read it, and the job fails later with
-    the renderer's reason if not.
+    A PDF is refused here when it needs a password to open (code
+    `password_protected`) or ends before its %%EOF marker (code `corrupt`),
+    because the renderer refuses both. Any other PDF that pypdf cannot read
+    is let through, because the renderer may still repair it, and the job
+    fails later with the renderer's reason if not.
     """
     if not data:
         raise DocumentError(f"{filename or 'the document'} is empty", code="empty")
@@ -155,6 +157,8 @@ def inspect_document(data: bytes, filename: str | None, detected_type: str) -> D
         return DocumentInfo(detected_type)
     if detected_type != "pdf":
         return DocumentInfo(detected_type)
+    if is_truncated_pdf(data):
+        raise DocumentError(f"{filename or 'the PDF'}: {TRUNCATED_PDF_MESSAGE}", code="corrupt")
     return DocumentInfo("pdf", _pdf_pages(data, filename))
 
 
