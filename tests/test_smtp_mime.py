@@ -336,6 +336,15 @@ def test_owner_password_pdf_passes() -> None:
 
 
 def test_damaged_pdf_passes_without_pages() -> None:
-    info = inspect_document(b"%PDF-1.4\ngarbage", "broken.pdf", "pdf")
+    # pypdf cannot read it, but the renderer may still repair it.
+    info = inspect_document(b"%PDF-1.4\ngarbage\n%%EOF\n", "broken.pdf", "pdf")
 
     assert info.pages is None
+
+
+def test_truncated_pdf_refused() -> None:
+    with pytest.raises(DocumentError) as caught:
+        inspect_document(b"%PDF-1.4\ngarbage", "broken.pdf", "pdf")
+
+    assert caught.value.code == "corrupt"
+    assert caught.value.message.startswith("broken.pdf: the PDF file is truncated")
