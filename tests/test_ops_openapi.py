@@ -113,6 +113,18 @@ async def test_openapi_uses_handler_schemas(api: ApiClient) -> None:
     assert "required" not in patch_data["data"]
 
 
+async def test_openapi_documents_attachment_formats(api: ApiClient) -> None:
+    _status, document = await api.request("GET", "/v2/openapi.json")
+    faxes = "/v2/accounts/{account_id}/faxes"
+    expected = {"outbox": ["pdf", "tiff", "original"], "inbox": ["pdf", "tiff"]}
+
+    for folder, formats in expected.items():
+        operation = document["paths"][f"{faxes}/{folder}/{{fax_id}}/attachment"]["get"]
+        (parameter,) = [item for item in operation["parameters"] if item["name"] == "format"]
+        assert parameter["in"] == "query"
+        assert parameter["schema"]["enum"] == formats
+
+
 async def test_served_document_is_valid(api: ApiClient) -> None:
     _status, document = await api.request("GET", "/v2/openapi.json")
 

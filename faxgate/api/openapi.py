@@ -56,6 +56,7 @@ class Operation:
     Kazoo envelope. `request` is the JSON Schema of the request envelope's
     `data`, and `uploads` adds the document media types of fax uploads.
     `action` names the action of a body {"action": ..., "data": {...}}.
+    `query` lists the route's own query parameters.
     """
 
     method: str
@@ -72,6 +73,7 @@ class Operation:
     content: dict[str, Schema] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     description: str = ""
+    query: tuple[Schema, ...] = ()
 
     @property
     def has_body(self) -> bool:
@@ -253,6 +255,17 @@ API_AUTH = SchemaRef("faxgate.api.auth", "API_AUTH_SCHEMA")
 OUTGOING = SchemaRef("faxgate.api.submissions", "OUTGOING_SCHEMA")
 
 
+def _attachment_format(*formats: str) -> Schema:
+    """Return the `format` query parameter of an attachment download."""
+    return {
+        "name": "format",
+        "in": "query",
+        "description": "pdf (default) for a PDF of the fax pages, tiff for the G4 fax "
+        "image, original for the documents as submitted (a ZIP when there are several).",
+        "schema": {"type": "string", "enum": list(formats), "default": "pdf"},
+    }
+
+
 def _faxes_operations(base: str, tag: str) -> list[Operation]:
     """Return the faxes routes under `base` (an account, or a faxbox within it)."""
     return [
@@ -273,7 +286,8 @@ def _faxes_operations(base: str, tag: str) -> list[Operation]:
                   {"type": "object"}),
         Operation("get", base + "/outbox/{fax_id}/attachment", "Download a finished fax", tag,
                   content={"application/pdf": _BINARY, "image/tiff": _BINARY,
-                           "application/zip": _BINARY}),
+                           "application/zip": _BINARY},
+                  query=(_attachment_format("pdf", "tiff", "original"),)),
         Operation("delete", base + "/outbox/{fax_id}/attachment",
                   "Delete a finished fax's documents", tag, {"type": "object"}),
         Operation("get", base + "/inbox", "List received faxes", tag,
@@ -285,7 +299,8 @@ def _faxes_operations(base: str, tag: str) -> list[Operation]:
         Operation("delete", base + "/inbox/{fax_id}", "Delete a received fax", tag,
                   {"type": "object"}),
         Operation("get", base + "/inbox/{fax_id}/attachment", "Download a received fax", tag,
-                  content={"application/pdf": _BINARY, "image/tiff": _BINARY}),
+                  content={"application/pdf": _BINARY, "image/tiff": _BINARY},
+                  query=(_attachment_format("pdf", "tiff"),)),
         Operation("delete", base + "/inbox/{fax_id}/attachment",
                   "Delete a received fax's documents", tag, {"type": "object"}),
         Operation("get", base + "/incoming", "List faxes being received", tag,
@@ -424,6 +439,7 @@ def _parameters(operation: Operation) -> list[Schema]:
         parameters += copy.deepcopy(_LISTING_PARAMETERS)
     if operation.month_scoped:
         parameters += copy.deepcopy(_MONTH_PARAMETERS)
+    parameters += copy.deepcopy(list(operation.query))
     return parameters
 
 
