@@ -32,6 +32,8 @@ PAPER_SIZE_CHOICES = ("auto", "letter", "a4")
 # "auto" lays out text on Letter there and on A4 elsewhere. The list is the
 # US-Letter paperSize territories that Unicode Technical Standard #35 (LDML)
 # part 6, section "Measurement System Data", shows for CLDR's supplemental data.
+# NOTE: that list is the standard's example; it was not checked against the
+# current CLDR data files.
 LETTER_REGIONS = frozenset(
     {"BZ", "CA", "CL", "CO", "CR", "GT", "MX", "NI", "PA", "PH", "PR", "SV", "US", "VE"}
 )

@@ -10,7 +10,7 @@ from faxgate.documents.faxtiff import decode_page, encode_g4
 
 @pytest.mark.parametrize("width", [1728, 1001])
 def test_g4_page_decodes_exactly(width: int) -> None:
-    # Random pixels give runs of every length. A width that is not a multiple
+    # Random pixels give many run lengths and coding modes. A width that is not a multiple
     # of 8 checks the padding bits at the end of each row.
     noise = Image.effect_noise((width, 300), 128).convert("1", dither=Image.Dither.NONE)
     page = encode_g4(noise, 204, 196)

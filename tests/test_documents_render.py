@@ -134,7 +134,7 @@ async def test_small_text_stems_not_hairlines(
     renderer: DocumentRenderer, tmp_path: Path, resolution: str
 ) -> None:
     # Helvetica stems at 6 pt are about 1.5 pixels wide at 204 dpi. Drawn one
-    # pixel wide they fade on the receiving machine and OCR misreads them.
+    # pixel wide, they make OCR read "e" as "é" and "m" as "rn".
     lines = ["l" * 80] * 4 + ["Illinois lull " * 6]
     pages, _ = await _render(renderer, tmp_path, text_lines_pdf(lines, 6), "t.pdf", resolution)
     runs = _horizontal_runs(pages[0])

@@ -2,10 +2,10 @@
 
 Text and line art are thresholded so that strokes stay crisp. Glyph stems,
 which an aliased render draws up to one pixel too narrow, are widened with
-the help of an anti-aliased render of the same page (`widen_stems`). Thin lines whose
-coverage falls below the threshold (a 0.25 pt rule covers a third of a row at
-98 lpi) are kept by a ridge test: a pixel clearly darker than both neighbours
-across the line turns black. Photographic regions, found as blocks full of
+the help of an anti-aliased render of the same page (`widen_stems`). Thin
+lines whose coverage falls below the threshold (a 0.25 pt rule covers a
+third of a row at 98 lpi) are kept by a ridge test: a pixel clearly darker
+than both neighbours across the line turns black. Photographic regions, found as blocks full of
 smooth mid-grey pixels, are halftoned with a clustered-dot screen instead,
 because clustered dots survive fax printers and compress far better in G4
 than error diffusion. Scans and photos of paper first have their background
